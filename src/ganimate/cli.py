@@ -1,0 +1,182 @@
+"""The `ganimate` command: each subcommand parses into its config dataclass and calls a plain function.
+
+Bad input of any kind ends as one line on stderr and exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+import types
+import typing
+
+from ganimate import __version__
+from ganimate.errors import GanimateError
+
+EXAMPLES = """examples:
+  ganimate train --dataset mnist --epochs 5 --out runs/mnist
+  ganimate train --dataset folder:~/pictures/cats --image-size 64 --out runs/cats
+  ganimate train --out runs/mnist --resume --epochs 10
+  ganimate sample runs/mnist --n 100 --seed 7 --out grid.png
+  ganimate video runs/mnist
+  ganimate interpolate runs/mnist --morph-classes all
+"""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # argparse's own errors: one line, exit 2
+        raise GanimateError(f"{self.prog}: {message}")
+
+
+def _base_type(tp):
+    """int | None -> (int, True)."""
+    if isinstance(tp, types.UnionType) or typing.get_origin(tp) is typing.Union:
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        return args[0], True
+    return tp, False
+
+
+def add_config_args(parser: argparse.ArgumentParser, cls, positional: tuple[str, ...] = (),
+                    skip: tuple[str, ...] = ()) -> None:
+    """One option per dataclass field (`--batch-size`, `--no-ema` ...); only given options are set."""
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        if f.name in skip:
+            continue
+        tp, _ = _base_type(hints[f.name])
+        help_ = f.metadata.get("help", "")
+        if f.name in positional:
+            optional = f.default is None
+            parser.add_argument(f.name, type=tp, help=help_, nargs="?" if optional else None,
+                                default=argparse.SUPPRESS if optional else None)
+            continue
+        flag = "--" + f.name.rstrip("_").replace("_", "-")
+        default = f.default if f.default is not dataclasses.MISSING else None
+        if tp is bool:
+            parser.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction,
+                                default=argparse.SUPPRESS, help=f"{help_} (default: {default})")
+        else:
+            parser.add_argument(flag, dest=f.name, type=tp, default=argparse.SUPPRESS, metavar=tp.__name__.upper(),
+                                help=f"{help_} (default: {default})")
+
+
+def _given(ns: argparse.Namespace, cls) -> dict:
+    names = {f.name for f in dataclasses.fields(cls)}
+    return {k: v for k, v in vars(ns).items() if k in names}
+
+
+def cmd_train(ns: argparse.Namespace) -> int:
+    from ganimate.config import TrainConfig, print_config
+    from ganimate.train import fit, resume_config
+
+    given = _given(ns, TrainConfig)
+    if ns.resume and ns.overwrite:
+        raise GanimateError("--resume and --overwrite exclude each other")
+    if ns.resume:
+        if "out" not in given:
+            raise GanimateError("--resume needs --out RUN, the run folder to continue")
+        cfg = resume_config(given["out"], given)
+    else:
+        cfg = TrainConfig(**given)
+    if ns.dry_run:
+        from ganimate.data import dataset_info
+        from ganimate.models import build_models, count_params
+
+        info = dataset_info(cfg.dataset)
+        for key in ("image_size", "channels"):
+            if getattr(cfg, key) is None:
+                setattr(cfg, key, info.get(key) or (64 if key == "image_size" else 3))
+        if not cfg.num_classes:
+            cfg.num_classes = info.get("num_classes") or 0
+        if cfg.conditional is None:
+            cfg.conditional = cfg.num_classes > 0
+        print_config(cfg)
+        G, D = build_models(cfg)
+        print(f"G {count_params(G):,} params, D {count_params(D):,} params; dry run: nothing written")
+        return 0
+    fit(cfg, resume=ns.resume, overwrite=ns.overwrite)
+    return 0
+
+
+def cmd_sample(ns: argparse.Namespace) -> int:
+    from ganimate.config import SampleConfig
+    from ganimate.sample import run_sample
+
+    for path in run_sample(SampleConfig(**_given(ns, SampleConfig))):
+        print(path)
+    return 0
+
+
+def cmd_video(ns: argparse.Namespace) -> int:
+    from ganimate.video import VideoConfig, make_timelapse
+
+    for path in make_timelapse(VideoConfig(**_given(ns, VideoConfig))):
+        print(path)
+    return 0
+
+
+def cmd_interpolate(ns: argparse.Namespace) -> int:
+    from ganimate.walks import InterpolateConfig, run_interpolate
+
+    for path in run_interpolate(InterpolateConfig(**_given(ns, InterpolateConfig))):
+        print(path)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from ganimate.config import SampleConfig, TrainConfig
+
+    parser = _Parser(prog="ganimate", description="Train DCGANs on images and turn what they learn into video.",
+                     epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"ganimate {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    p = sub.add_parser("train", help="train a DCGAN; leaves a resumable run folder")
+    add_config_args(p, TrainConfig, skip=("num_classes",))
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its latest checkpoint")
+    p.add_argument("--overwrite", action="store_true", help="delete an existing run folder at --out and start over")
+    p.add_argument("--dry-run", action="store_true", help="print the config and model sizes, write nothing")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("sample", help="draw images from a run's generator")
+    add_config_args(p, SampleConfig, positional=("run",))
+    p.set_defaults(func=cmd_sample)
+
+    try:
+        from ganimate.video import VideoConfig
+
+        p = sub.add_parser("video", help="timelapse video of a run's sample grids (MP4 / GIF)")
+        add_config_args(p, VideoConfig, positional=("run",))
+        p.set_defaults(func=cmd_video)
+    except ImportError:
+        pass
+    try:
+        from ganimate.walks import InterpolateConfig
+
+        p = sub.add_parser("interpolate", help="latent walks and class morphs as video")
+        add_config_args(p, InterpolateConfig, positional=("run",))
+        p.set_defaults(func=cmd_interpolate)
+    except ImportError:
+        pass
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        parser = build_parser()
+        ns = parser.parse_args(argv)
+        if ns.command is None:
+            parser.print_help()
+            return 2
+        return ns.func(ns)
+    except GanimateError as e:
+        print(f"ganimate: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("ganimate: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

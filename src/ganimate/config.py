@@ -1,0 +1,124 @@
+"""One dataclass per command: defaults, validation with one-line messages, JSON round trip."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ganimate.errors import GanimateError
+
+DATASETS = ("mnist", "fashion-mnist", "cifar10", "synthetic", "folder:PATH")
+
+
+def _help(text: str, **kw):
+    return field(metadata={"help": text}, **kw)
+
+
+@dataclass
+class TrainConfig:
+    """Everything `ganimate train` needs; saved as RUN/config.json and inside every checkpoint."""
+
+    dataset: str = _help("mnist | fashion-mnist | cifar10 | synthetic | folder:PATH", default="mnist")
+    out: str | None = _help("run folder (default runs/<dataset>)", default=None)
+    data_dir: str | None = _help("folder holding the dataset files (searched first)", default=None)
+    arch: str = _help("paper (the seed paper's DCGAN) | tutorial (TF DCGAN tutorial)", default="paper")
+    conditional: bool | None = _help("class-conditional G and D (default: when the data has labels)", default=None)
+    image_size: int | None = _help("image side in pixels (default: the dataset's; folders 64)", default=None)
+    channels: int | None = _help("1 (grey) or 3 (RGB) (default: the dataset's)", default=None)
+    num_classes: int = _help("set from the dataset", default=0)
+    z_dim: int = _help("latent size", default=100)
+    g_width: int = _help("channels of G's first feature map", default=256)
+    d_width: int = _help("channels of D's first convolution", default=64)
+    bn_affine: bool = _help("batch norm with scale and bias (the paper found without better)", default=False)
+    epochs: int = _help("training epochs", default=5)
+    max_steps: int | None = _help("stop after this many optimiser steps in total", default=None)
+    batch_size: int = _help("images per step", default=128)
+    lr_g: float = _help("Adam learning rate of G", default=2e-4)
+    lr_d: float = _help("Adam learning rate of D", default=2e-4)
+    beta1: float = _help("Adam beta1", default=0.5)
+    beta2: float = _help("Adam beta2", default=0.999)
+    ema: bool = _help("keep an exponential moving average of G for samples", default=True)
+    ema_decay: float = _help("EMA decay per step", default=0.999)
+    seed: int = _help("seed for weights, data order, noise and sample grids", default=0)
+    log_every: int = _help("log line every N batches (the paper's 400)", default=400)
+    sample_every: int = _help("also save a grid every N steps (0: only per epoch)", default=0)
+    checkpoint_every: int = _help("also checkpoint every N steps (0: only per epoch)", default=0)
+    keep_checkpoints: int = _help("how many recent checkpoints to keep", default=3)
+    device: str = _help("auto | cpu | cuda | cuda:N | mps", default="auto")
+    strict: bool = _help("error on unreadable image files instead of skipping them", default=False)
+    progress: bool | None = _help("progress bar (default: when the terminal shows it)", default=None)
+
+    # Settings a resumed run may change; everything else must match the saved config.
+    RESUMABLE = ("epochs", "max_steps", "log_every", "sample_every", "checkpoint_every",
+                 "keep_checkpoints", "device", "data_dir", "strict", "progress")
+
+    def __post_init__(self):
+        from ganimate.models.dcgan import ARCHS, upsampling_plan
+
+        if not (self.dataset in DATASETS or self.dataset.startswith("folder:")):
+            raise GanimateError(f"unknown dataset {self.dataset!r}: choose from {', '.join(DATASETS)}")
+        if self.arch not in ARCHS:
+            raise GanimateError(f"unknown arch {self.arch!r}: choose from {', '.join(ARCHS)}")
+        for name in ("epochs", "batch_size", "z_dim", "g_width", "d_width", "log_every", "keep_checkpoints"):
+            if getattr(self, name) <= 0:
+                raise GanimateError(f"--{name.replace('_', '-')} must be positive, got {getattr(self, name)}")
+        for name in ("sample_every", "checkpoint_every", "num_classes"):
+            if getattr(self, name) < 0:
+                raise GanimateError(f"--{name.replace('_', '-')} must be 0 or more, got {getattr(self, name)}")
+        if self.max_steps is not None and self.max_steps <= 0:
+            raise GanimateError(f"--max-steps must be positive, got {self.max_steps}")
+        for name in ("lr_g", "lr_d"):
+            if not getattr(self, name) > 0:
+                raise GanimateError(f"--{name.replace('_', '-')} must be positive, got {getattr(self, name)}")
+        if not (0 <= self.beta1 < 1 and 0 <= self.beta2 < 1 and 0 <= self.ema_decay < 1):
+            raise GanimateError("--beta1, --beta2 and --ema-decay must lie in [0, 1)")
+        if self.channels not in (None, 1, 3):
+            raise GanimateError(f"--channels must be 1 or 3, got {self.channels}")
+        if self.image_size is not None:
+            try:
+                upsampling_plan(self.image_size)
+            except ValueError as e:
+                raise GanimateError(str(e)) from None
+        if self.out is None:
+            name = self.dataset.split(":", 1)[-1].rstrip("/").split("/")[-1] or "folder"
+            self.out = str(Path("runs") / name)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> TrainConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise GanimateError(f"config has unknown settings {unknown}: written by a newer ganimate?")
+        return cls(**d)
+
+
+@dataclass
+class SampleConfig:
+    """`ganimate sample RUN`: draw images from a run's EMA generator."""
+
+    run: str = _help("run folder", default="")
+    n: int = _help("number of images", default=64)
+    class_: int | None = _help("class to draw (conditional runs; default: balanced over classes)", default=None)
+    seed: int = _help("seed of the latents; the same seed gives the same images", default=0)
+    out: str | None = _help("grid PNG to write (default RUN/generated/seed<S>.png unless --npz)", default=None)
+    npz: str | None = _help("write x (uint8) and y (labels) to this .npz", default=None)
+    nrow: int | None = _help("images per grid row (default: 10 when conditional, else ~sqrt(n))", default=None)
+    checkpoint: str | None = _help("checkpoint file or step (default: latest)", default=None)
+    no_ema: bool = _help("use the raw generator instead of its moving average", default=False)
+    device: str = _help("auto | cpu | cuda | mps", default="auto")
+
+    def __post_init__(self):
+        if self.n <= 0:
+            raise GanimateError(f"--n must be positive, got {self.n}")
+        if self.nrow is not None and self.nrow <= 0:
+            raise GanimateError(f"--nrow must be positive, got {self.nrow}")
+
+
+def print_config(cfg, log=print) -> None:
+    """Print a config as the JSON that is saved with the run."""
+    log(f"{type(cfg).__name__} " + json.dumps(dataclasses.asdict(cfg), indent=2))

@@ -1,0 +1,135 @@
+"""Image datasets: the built-in ones (mnist, fashion-mnist, cifar10, synthetic) and any folder of images.
+
+Every loader returns an `ImageDataset` of uint8 (N, C, H, W) images; see `download` for where files
+are looked for and `folder` for how a folder's classes are found.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ganimate.data import cifar, folder, mnist, synthetic
+from ganimate.data.transforms import check_options, convert_channels, resize
+from ganimate.errors import DataError
+
+__all__ = ["BUILTINS", "ImageDataset", "dataset_info", "load_dataset"]
+
+FOLDER_PREFIX = "folder:"
+SPLITS = ("train", "test")
+
+BUILTINS: dict[str, dict[str, int]] = {
+    "mnist": {"image_size": 28, "channels": 1, "num_classes": 10},
+    "fashion-mnist": {"image_size": 28, "channels": 1, "num_classes": 10},
+    "cifar10": {"image_size": 32, "channels": 3, "num_classes": 10},
+    "synthetic": {"image_size": 28, "channels": 1, "num_classes": 10},
+}
+VALID_SPECS = ", ".join([*BUILTINS, f"{FOLDER_PREFIX}PATH"])
+
+
+@dataclass
+class ImageDataset:
+    """Square uint8 images (N, C, H, W) with optional int64 labels (N,) indexing `classes`."""
+
+    name: str
+    images: torch.Tensor
+    labels: torch.Tensor | None
+    classes: list[str] | None
+
+    def __post_init__(self) -> None:
+        images, labels = self.images, self.labels
+        if images.dtype != torch.uint8 or images.ndim != 4 or images.shape[2] != images.shape[3]:
+            raise ValueError(f"images must be uint8 (N, C, H, H), got {images.dtype} {tuple(images.shape)}")
+        if (labels is None) != (self.classes is None):
+            raise ValueError("labels and classes must both be given or both be None")
+        if labels is not None and (labels.dtype != torch.int64 or labels.shape != images.shape[:1]):
+            raise ValueError(f"labels need int64 ({len(images)},), got {labels.dtype} {list(labels.shape)}")
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    @property
+    def num_classes(self) -> int:
+        return 0 if self.classes is None else len(self.classes)
+
+    @property
+    def channels(self) -> int:
+        return self.images.shape[1]
+
+    @property
+    def image_size(self) -> int:
+        return self.images.shape[2]
+
+
+def _builtin_name(spec: str) -> str:
+    name = spec.strip().lower()
+    if name not in BUILTINS:
+        raise DataError(f"unknown dataset {spec!r}: use one of {VALID_SPECS}")
+    return name
+
+
+def dataset_info(spec: str) -> dict:
+    """Image size, channels and class count of `spec` without loading it (all None for folders)."""
+    if spec.startswith(FOLDER_PREFIX):
+        return {"image_size": None, "channels": None, "num_classes": None}
+    return dict(BUILTINS[_builtin_name(spec)])
+
+
+def load_dataset(
+    spec: str,
+    split: str = "train",
+    *,
+    data_dir: str | Path | None = None,
+    image_size: int | None = None,
+    channels: int | None = None,
+    strict: bool = False,
+    download: bool = True,
+    log: Callable[[str], object] = print,
+) -> ImageDataset:
+    """Load dataset `spec` (mnist, fashion-mnist, cifar10, synthetic or folder:PATH) as uint8 tensors.
+
+    `image_size` / `channels` convert the images (default: the dataset's own; 64 for folders).
+    `strict` makes unreadable files in a folder an error instead of a logged skip; `download` allows
+    fetching missing built-in files into the cache; `log` receives one-line progress messages.
+    """
+    check_options(image_size, channels)
+    if split not in SPLITS:
+        raise DataError(f"unknown split {split!r}: use 'train' or 'test'")
+
+    if spec.startswith(FOLDER_PREFIX):
+        path = spec[len(FOLDER_PREFIX):]
+        if not path:
+            raise DataError(f"{spec!r} names no folder: write it as {FOLDER_PREFIX}PATH")
+        if split != "train":
+            raise DataError(f"folder datasets have no {split} split: load {spec!r} with split 'train'")
+        images, labels, classes = folder.load(
+            path, image_size=image_size, channels=channels, strict=strict, log=log
+        )
+        return _make(spec, images, labels, classes)
+
+    name = _builtin_name(spec)
+    if name == "synthetic":
+        images, labels, classes = synthetic.load(split)
+    elif name == "cifar10":
+        images, labels, classes = cifar.load(split, data_dir=data_dir, download=download, log=log)
+    else:
+        images, labels, classes = mnist.load(name, split, data_dir=data_dir, download=download, log=log)
+    if channels == 1:
+        images = convert_channels(images, 1)
+    images = convert_channels(resize(images, image_size), channels)
+    return _make(name, images, labels, classes)
+
+
+def _make(
+    name: str, images: np.ndarray, labels: np.ndarray | None, classes: list[str] | None
+) -> ImageDataset:
+    return ImageDataset(
+        name=name,
+        images=torch.from_numpy(np.ascontiguousarray(images)),
+        labels=None if labels is None else torch.from_numpy(np.ascontiguousarray(labels, dtype=np.int64)),
+        classes=classes,
+    )

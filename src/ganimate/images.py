@@ -1,0 +1,64 @@
+"""Image tensors <-> uint8 arrays, sample grids and atomic PNG writes."""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+
+def to_uint8(x: torch.Tensor) -> np.ndarray:
+    """Generator output in [-1, 1], (N, C, H, W) -> uint8 array (N, H, W, C)."""
+    x = ((x.detach().float().cpu().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+    return x.permute(0, 2, 3, 1).numpy()
+
+
+def make_grid(images: np.ndarray, nrow: int, padding: int = 2, pad_value: int = 0) -> np.ndarray:
+    """Tile uint8 images (N, H, W, C) into one (H', W', C) array, `nrow` images per row."""
+    n, h, w, c = images.shape
+    ncol = nrow
+    nrows = math.ceil(n / ncol)
+    out = np.full(
+        (nrows * (h + padding) + padding, ncol * (w + padding) + padding, c), pad_value, dtype=np.uint8
+    )
+    for i in range(n):
+        r, col = divmod(i, ncol)
+        y0, x0 = padding + r * (h + padding), padding + col * (w + padding)
+        out[y0 : y0 + h, x0 : x0 + w] = images[i]
+    return out
+
+
+def to_pil(array: np.ndarray) -> Image.Image:
+    """(H, W, 1) or (H, W, 3) uint8 -> PIL image (grey or RGB)."""
+    if array.ndim == 3 and array.shape[2] == 1:
+        array = array[:, :, 0]
+    return Image.fromarray(array)
+
+
+def atomic_write(path: str | Path, write) -> Path:
+    """Call write(tmp_path) on a temporary file beside `path`, then rename it into place.
+
+    Readers never see a half-written file under the final name; on failure the
+    temporary file is removed and `path` is untouched.
+    """
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix + ".tmp")
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def save_png(array: np.ndarray, path: str | Path) -> Path:
+    """Write a (H, W, C) uint8 array as PNG atomically."""
+    img = to_pil(array)
+    return atomic_write(path, lambda tmp: img.save(tmp, format="PNG"))

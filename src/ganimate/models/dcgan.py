@@ -1,0 +1,167 @@
+"""DCGAN generators and discriminators (Radford et al. 2015), conditional or not.
+
+Two architectures, selected by name:
+
+- ``paper``: the design of "Generating Video from Images using GANs" (IJITEE 2020).
+  G: z -> dense -> (base x base x 256) -> 5x5 Conv2DTranspose upsampling with batch
+  norm and LeakyReLU -> tanh image. D: 3x3 convolutions with 64, 128 and 256 filters,
+  each followed by LeakyReLU, 2x2 average pooling and batch norm, then flatten,
+  dropout 0.4 and one dense logit.
+- ``tutorial``: the TensorFlow DCGAN tutorial's pair: the same generator and a
+  discriminator of two 5x5 stride-2 convolutions (64, 128) with LeakyReLU and
+  dropout 0.3, then a dense logit.
+
+Conditioning: the class enters G as a learned embedding concatenated to z, and D
+through a projection (Miyato & Koyama 2018): logit += <embed(y), features>.
+Labels may be int64 class indices (B,) or float class weights (B, K); a blend of
+one-hot rows interpolates between classes (used by class morph videos).
+
+All sizes come from the config, so a checkpoint's config rebuilds the models.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+ARCHS = ("paper", "tutorial")
+
+
+def class_weights(y: torch.Tensor | None, num_classes: int, dtype: torch.dtype) -> torch.Tensor | None:
+    """Labels (B,) int or (B, K) float -> float class weights (B, K)."""
+    if y is None or num_classes == 0:
+        return None
+    if y.dtype in (torch.int64, torch.int32, torch.int16, torch.uint8):
+        return F.one_hot(y.long(), num_classes).to(dtype)
+    return y.to(dtype)
+
+
+def upsampling_plan(image_size: int) -> tuple[int, int]:
+    """(base resolution, number of stride-2 upsamplings) so that base * 2**n == image_size."""
+    n = 2
+    while image_size % (2**n) == 0 and image_size // (2**n) > 8:
+        n += 1
+    if image_size % (2**n) != 0 or image_size // (2**n) < 3:
+        raise ValueError(f"image size {image_size} is not supported: use a multiple of 4 such as 28, 32 or 64")
+    return image_size // (2**n), n
+
+
+class Generator(nn.Module):
+    """z (B, z_dim) [+ class] -> image (B, C, H, W) in [-1, 1]."""
+
+    def __init__(
+        self,
+        z_dim: int = 100,
+        image_size: int = 28,
+        channels: int = 1,
+        num_classes: int = 0,
+        width: int = 256,
+        embed_dim: int = 50,
+        bn_affine: bool = True,
+    ):
+        super().__init__()
+        self.z_dim, self.image_size, self.channels, self.num_classes = z_dim, image_size, channels, num_classes
+        self.base, n_up = upsampling_plan(image_size)
+        self.width = width
+        self.embed = nn.Linear(num_classes, embed_dim, bias=False) if num_classes else None
+        in_dim = z_dim + (embed_dim if num_classes else 0)
+        self.fc = nn.Linear(in_dim, width * self.base * self.base, bias=False)
+        self.fc_norm = nn.BatchNorm2d(width, affine=bn_affine)
+
+        def up(cin, cout, stride):
+            return [
+                nn.ConvTranspose2d(cin, cout, 5, stride, 2, output_padding=stride - 1, bias=False),
+                nn.BatchNorm2d(cout, affine=bn_affine),
+                nn.LeakyReLU(0.2),
+            ]
+
+        layers, c = up(width, width // 2, 1), width // 2
+        for _ in range(n_up - 1):
+            layers += up(c, max(c // 2, 16), 2)
+            c = max(c // 2, 16)
+        layers += [nn.ConvTranspose2d(c, channels, 5, 2, 2, output_padding=1), nn.Tanh()]
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        if self.embed is not None:
+            if y is None:
+                raise ValueError("this generator is conditional: pass class labels")
+            z = torch.cat([z, self.embed(class_weights(y, self.num_classes, z.dtype))], dim=1)
+        h = self.fc(z).view(-1, self.width, self.base, self.base)  # (B, W, base, base)
+        h = F.leaky_relu(self.fc_norm(h), 0.2)
+        return self.net(h)  # (B, C, H, W)
+
+
+class Discriminator(nn.Module):
+    """image (B, C, H, W) [+ class] -> real/fake logit (B,)."""
+
+    def __init__(
+        self,
+        arch: str = "paper",
+        image_size: int = 28,
+        channels: int = 1,
+        num_classes: int = 0,
+        width: int = 64,
+        bn_affine: bool = True,
+    ):
+        super().__init__()
+        self.num_classes = num_classes
+        if arch == "paper":
+            layers, c, s = [], channels, image_size
+            for mult in (1, 2, 4):
+                layers += [
+                    nn.Conv2d(c, width * mult, 3, 1, 1),
+                    nn.LeakyReLU(0.2),
+                    nn.AvgPool2d(2),
+                    nn.BatchNorm2d(width * mult, affine=bn_affine),
+                ]
+                c, s = width * mult, s // 2
+            dropout = 0.4
+        elif arch == "tutorial":
+            layers, c, s = [], channels, image_size
+            for mult in (1, 2):
+                layers += [nn.Conv2d(c, width * mult, 5, 2, 2), nn.LeakyReLU(0.2), nn.Dropout(0.3)]
+                c, s = width * mult, (s + 1) // 2
+            dropout = 0.0
+        else:
+            raise ValueError(f"unknown arch {arch!r}: choose from {', '.join(ARCHS)}")
+        features = c * s * s
+        self.features = nn.Sequential(*layers, nn.Flatten(), nn.Dropout(dropout))
+        self.fc = nn.Linear(features, 1)
+        self.embed = nn.Linear(num_classes, features, bias=False) if num_classes else None
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        h = self.features(x)  # (B, F)
+        out = self.fc(h).squeeze(1)  # (B,)
+        if self.embed is not None:
+            if y is None:
+                raise ValueError("this discriminator is conditional: pass class labels")
+            out = out + (self.embed(class_weights(y, self.num_classes, h.dtype)) * h).sum(1)
+        return out
+
+
+def init_weights(module: nn.Module) -> None:
+    """DCGAN initialisation: N(0, 0.02) weights, N(1, 0.02) batch-norm scales, zero biases."""
+    for m in module.modules():
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+            nn.init.normal_(m.weight, 0.0, 0.02)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.BatchNorm2d) and m.affine:
+            nn.init.normal_(m.weight, 1.0, 0.02)
+            nn.init.zeros_(m.bias)
+
+
+def build_models(cfg) -> tuple[Generator, Discriminator]:
+    """Build (G, D) from a TrainConfig (or anything with the same fields), DCGAN-initialised."""
+    num_classes = cfg.num_classes if cfg.conditional else 0
+    G = Generator(cfg.z_dim, cfg.image_size, cfg.channels, num_classes, cfg.g_width, bn_affine=cfg.bn_affine)
+    D = Discriminator(cfg.arch, cfg.image_size, cfg.channels, num_classes, cfg.d_width, bn_affine=cfg.bn_affine)
+    init_weights(G)
+    init_weights(D)
+    return G, D
+
+
+def count_params(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())

@@ -1,0 +1,92 @@
+"""Sampling from a trained run: seeded latents, balanced labels, grids and .npz files."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ganimate.checkpoint import load_generator
+from ganimate.config import SampleConfig
+from ganimate.errors import GanimateError
+from ganimate.images import atomic_write, make_grid, save_png, to_uint8
+
+
+def latents(n: int, z_dim: int, seed: int) -> torch.Tensor:
+    """n latents (n, z_dim) from one seed; the first k of them do not depend on n."""
+    return torch.randn(n, z_dim, generator=torch.Generator().manual_seed(seed))
+
+
+def sample_labels(n: int, num_classes: int, class_: int | None = None) -> torch.Tensor | None:
+    """Labels for n samples: all `class_`, or balanced (0, 1, ..., K-1, 0, ...); None if unconditional."""
+    if num_classes == 0:
+        if class_ is not None:
+            raise GanimateError("--class needs a conditional run; this run is unconditional")
+        return None
+    if class_ is not None:
+        if not 0 <= class_ < num_classes:
+            raise GanimateError(f"--class {class_} is out of range: this run has classes 0..{num_classes - 1}")
+        return torch.full((n,), class_, dtype=torch.int64)
+    return torch.arange(n) % num_classes
+
+
+@torch.no_grad()
+def generate(G, n: int, seed: int, y: torch.Tensor | None, batch_size: int = 500) -> np.ndarray:
+    """n images as uint8 (n, H, W, C), in batches so memory stays bounded."""
+    device = next(G.parameters()).device
+    z = latents(n, G.z_dim, seed)
+    out = []
+    for i in range(0, n, batch_size):
+        yb = y[i : i + batch_size].to(device) if y is not None else None
+        out.append(to_uint8(G(z[i : i + batch_size].to(device), yb)))
+    return np.concatenate(out)
+
+
+def class_rows_grid(x: np.ndarray, y: np.ndarray, num_classes: int) -> np.ndarray:
+    """A grid with one class per row; shorter rows are padded with blank cells."""
+    rows = [x[y == c] for c in range(num_classes)]
+    width = max(len(r) for r in rows)
+    blank = np.zeros((1, *x.shape[1:]), dtype=x.dtype)
+    cells = [r[i] if i < len(r) else blank[0] for r in rows if len(r) for i in range(width)]
+    return make_grid(np.stack(cells), width)
+
+
+def run_sample(cfg: SampleConfig) -> list[Path]:
+    """`ganimate sample`: write a grid and/or an .npz; returns the paths written."""
+    from ganimate.train import resolve_device
+
+    G, train_cfg = load_generator(cfg.run, cfg.checkpoint, str(resolve_device(cfg.device)), ema=not cfg.no_ema)
+    y = sample_labels(cfg.n, G.num_classes, cfg.class_)
+    if y is not None and cfg.class_ is None:
+        y, _ = torch.sort(y, stable=True)  # one class per row in the grid
+    x = generate(G, cfg.n, cfg.seed, y)  # (N, H, W, C)
+    written = []
+    out = cfg.out
+    if out is None and cfg.npz is None:
+        out = str(Path(cfg.run) / "generated" / f"seed{cfg.seed}.png")
+        Path(out).parent.mkdir(exist_ok=True)
+    for target in (out, cfg.npz):
+        if target is not None and not Path(target).parent.is_dir():
+            raise GanimateError(f"cannot write {target}: folder {Path(target).parent} does not exist")
+    if out is not None:
+        if y is not None and cfg.class_ is None and cfg.nrow is None:
+            grid = class_rows_grid(x, y.numpy(), G.num_classes)
+        else:
+            grid = make_grid(x, cfg.nrow or math.ceil(math.sqrt(cfg.n)))
+        written.append(save_png(grid, out))
+    if cfg.npz is not None:
+        arrays = {"x": x[..., 0] if x.shape[-1] == 1 else x}
+        if y is not None:
+            arrays["y"] = y.numpy()
+        path = Path(cfg.npz)
+        if path.suffix != ".npz":
+            raise GanimateError(f"--npz {path}: the file name must end in .npz")
+
+        def write(tmp: Path) -> None:
+            with open(tmp, "wb") as f:
+                np.savez(f, **arrays)
+
+        written.append(atomic_write(path, write))
+    return written

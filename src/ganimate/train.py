@@ -1,0 +1,397 @@
+"""Training: one GAN step as a plain function, and `fit`, which runs a whole resumable run.
+
+A run folder holds config.json, log.txt, stats.jsonl, reals.png, samples/ (a grid from
+fixed latents after every epoch and optionally every N steps, listed in
+samples/index.jsonl) and checkpoints/ (everything needed to resume, bit for bit on CPU).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import shutil
+import signal
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from ganimate import losses
+from ganimate.checkpoint import list_checkpoints, load_checkpoint, save_checkpoint
+from ganimate.config import TrainConfig, print_config
+from ganimate.errors import GanimateError
+from ganimate.images import atomic_write, make_grid, save_png, to_uint8
+from ganimate.models import build_models, count_params
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """'auto' picks CUDA, then MPS, then CPU; anything else must be available."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise GanimateError(f"unknown device {name!r}: use auto, cpu, cuda, cuda:N or mps") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise GanimateError(f"--device {name}: CUDA is not available on this machine")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise GanimateError(f"--device {name}: MPS is not available on this machine")
+    return device
+
+
+def train_step(G, D, opt_G, opt_D, x, y, z) -> dict[str, torch.Tensor]:
+    """One D update and one G update on a real batch x (B, C, H, W) in [-1, 1].
+
+    G's forward pass is shared by both updates: D sees the fake detached, then G's
+    loss flows back through D into G. Returns detached scalars (no device sync).
+    """
+    fake = G(z, y)  # (B, C, H, W)
+
+    opt_D.zero_grad(set_to_none=True)
+    real_logits, fake_logits = D(x, y), D(fake.detach(), y)
+    loss_d = losses.d_loss(real_logits, fake_logits)
+    loss_d.backward()
+    opt_D.step()
+
+    opt_G.zero_grad(set_to_none=True)
+    loss_g = losses.g_loss(D(fake, y))
+    loss_g.backward()
+    opt_G.step()
+
+    return {
+        "loss_d": loss_d.detach(),
+        "loss_g": loss_g.detach(),
+        "d_real": torch.sigmoid(real_logits.detach()).mean(),
+        "d_fake": torch.sigmoid(fake_logits.detach()).mean(),
+    }
+
+
+@torch.no_grad()
+def update_ema(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> None:
+    """ema <- decay * ema + (1 - decay) * model for parameters; buffers (BN stats) copied."""
+    torch._foreach_lerp_(list(ema.parameters()), list(model.parameters()), 1.0 - decay)
+    for b_ema, b in zip(ema.buffers(), model.buffers()):
+        b_ema.copy_(b)
+
+
+def epoch_permutation(seed: int, epoch: int, n: int) -> torch.Tensor:
+    """The data order of one epoch, a function of (seed, epoch) alone so resume can rebuild it."""
+    return torch.randperm(n, generator=torch.Generator().manual_seed(seed * 1_000_003 + epoch))
+
+
+def grid_inputs(cfg: TrainConfig) -> tuple[torch.Tensor, torch.Tensor | None, int]:
+    """Latents and labels for progress grids, drawn once from the seed: (z, y, images per row).
+
+    Conditional runs get one class per row (10 samples each, up to 20 classes).
+    """
+    gen = torch.Generator().manual_seed(cfg.seed + 2)
+    if cfg.conditional:
+        rows, cols = min(cfg.num_classes, 20), 10
+        y = torch.arange(rows).repeat_interleave(cols)
+    else:
+        rows = cols = 8
+        y = None
+    z = torch.randn(rows * cols, cfg.z_dim, generator=gen)
+    return z, y, cols
+
+
+class RunLog:
+    """Prints a line and appends it to RUN/log.txt."""
+
+    def __init__(self, path: Path | None, bar_active=lambda: False):
+        self.path, self.bar_active = path, bar_active
+
+    def __call__(self, line: str) -> None:
+        if self.bar_active():
+            tqdm.write(line)
+        else:
+            print(line, flush=True)
+        if self.path is not None:
+            with open(self.path, "a") as f:
+                f.write(line + "\n")
+
+
+def _trim_jsonl(path: Path, max_step: int) -> None:
+    """Drop records past `max_step` (written after the checkpoint a resume starts from)."""
+    if not path.exists():
+        return
+    keep = [ln for ln in path.read_text().splitlines() if ln.strip() and json.loads(ln).get("step", 0) <= max_step]
+    text = "".join(ln + "\n" for ln in keep)
+    atomic_write(path, lambda tmp: tmp.write_text(text))
+
+
+def _append_jsonl(path: Path, record: dict) -> None:
+    with open(path, "a") as f:
+        f.write(json.dumps(record) + "\n")
+
+
+def prepare_run_dir(run_dir: Path, *, resume: bool, overwrite: bool) -> None:
+    """Refuse to clobber an existing folder unless asked; --overwrite only clears run folders."""
+    if resume:
+        return
+    if run_dir.exists() and not run_dir.is_dir():
+        raise GanimateError(f"{run_dir} exists and is not a folder")
+    if run_dir.is_dir() and any(run_dir.iterdir()):
+        if not overwrite:
+            raise GanimateError(f"{run_dir} already exists: use --resume to continue it or --overwrite to start over")
+        if not (run_dir / "config.json").is_file():
+            raise GanimateError(f"refusing to overwrite {run_dir}: it is not a ganimate run folder (no config.json)")
+        shutil.rmtree(run_dir)
+
+
+def resume_config(run_dir: str | Path, overrides: dict) -> TrainConfig:
+    """The saved config of a run, with only the settings a resume may change taken from `overrides`."""
+    run_dir = Path(run_dir)
+    path = run_dir / "config.json"
+    if not path.is_file():
+        raise GanimateError(f"cannot resume {run_dir}: no config.json there")
+    if not list_checkpoints(run_dir):
+        raise GanimateError(f"cannot resume {run_dir}: it has no checkpoint")
+    try:
+        saved = json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise GanimateError(f"cannot resume {run_dir}: config.json is not valid JSON ({e})") from None
+    for key, value in overrides.items():
+        if key in ("out",) or key in TrainConfig.RESUMABLE:
+            continue
+        if key not in saved:
+            raise GanimateError(f"cannot resume {run_dir}: unknown setting {key}")
+        if saved[key] != value and not (key in ("image_size", "channels", "conditional") and value is None):
+            flag = "--" + key.replace("_", "-")
+            raise GanimateError(
+                f"{flag} {value} conflicts with the run's saved {key}={saved[key]}: "
+                f"a resumed run keeps its settings (start a new run to change it)"
+            )
+    merged = {**saved, **{k: v for k, v in overrides.items() if k in TrainConfig.RESUMABLE}, "out": str(run_dir)}
+    return TrainConfig.from_dict(merged)
+
+
+def load_training_data(cfg: TrainConfig, log=print):
+    """Load the dataset and fill in the config's dataset-derived fields (sizes, classes)."""
+    from ganimate.data import load_dataset
+
+    ds = load_dataset(
+        cfg.dataset, "train", data_dir=cfg.data_dir, image_size=cfg.image_size,
+        channels=cfg.channels, strict=cfg.strict, log=log,
+    )
+    if cfg.conditional and ds.num_classes == 0:
+        raise GanimateError(f"--conditional needs class labels, and {cfg.dataset} has none (use sub-folders per class)")
+    if cfg.conditional is None:
+        cfg.conditional = ds.num_classes > 0
+    if cfg.num_classes and cfg.num_classes != ds.num_classes:
+        raise GanimateError(f"the run was trained with {cfg.num_classes} classes but {cfg.dataset} has {ds.num_classes}")
+    cfg.image_size, cfg.channels, cfg.num_classes = ds.image_size, ds.channels, ds.num_classes
+    if len(ds.images) < cfg.batch_size:
+        raise GanimateError(f"--batch-size {cfg.batch_size} is larger than the dataset ({len(ds.images)} images)")
+    return ds
+
+
+@dataclass
+class _Interval:
+    """Running sums between two log lines."""
+
+    steps: int = 0
+    start: float = 0.0
+    sums: dict | None = None
+
+    def add(self, stats: dict) -> None:
+        self.steps += 1
+        if self.sums is None:
+            self.sums = {k: v.clone() for k, v in stats.items()}
+        else:
+            for k, v in stats.items():
+                self.sums[k] += v
+
+    def means(self) -> dict[str, float]:
+        return {k: float(v) / self.steps for k, v in (self.sums or {}).items()}
+
+
+def fit(cfg: TrainConfig, *, resume: bool = False, overwrite: bool = False) -> Path:
+    """Train a run from `cfg` (or continue it with resume=True); returns the run folder."""
+    run_dir = Path(cfg.out)
+    device = resolve_device(cfg.device)
+    if resume:
+        ckpt_path = list_checkpoints(run_dir)[-1]
+        state = load_checkpoint(ckpt_path)
+    else:
+        state = None
+    bar = None
+    log = RunLog(None, lambda: bar is not None)
+
+    ds = load_training_data(cfg, log)
+    spe = len(ds.images) // cfg.batch_size
+    total = cfg.epochs * spe if cfg.max_steps is None else min(cfg.epochs * spe, cfg.max_steps)
+
+    torch.manual_seed(cfg.seed)
+    G, D = build_models(cfg)
+    G_ema = copy.deepcopy(G).eval().requires_grad_(False) if cfg.ema else None
+    opt_G = torch.optim.Adam(G.parameters(), lr=cfg.lr_g, betas=(cfg.beta1, cfg.beta2))
+    opt_D = torch.optim.Adam(D.parameters(), lr=cfg.lr_d, betas=(cfg.beta1, cfg.beta2))
+    noise = torch.Generator().manual_seed(cfg.seed + 1)
+    step, elapsed = 0, 0.0
+    if state is not None:
+        G.load_state_dict(state["G"])
+        D.load_state_dict(state["D"])
+        if G_ema is not None:
+            G_ema.load_state_dict(state["G_ema"])
+        opt_G.load_state_dict(state["opt_G"])
+        opt_D.load_state_dict(state["opt_D"])
+        noise.set_state(state["rng"]["noise"])
+        torch.set_rng_state(state["rng"]["torch"])
+        if device.type == "cuda" and state["rng"].get("cuda") is not None:
+            torch.cuda.set_rng_state_all(state["rng"]["cuda"])
+        step, elapsed = state["step"], state.get("elapsed_s", 0.0)
+
+    prepare_run_dir(run_dir, resume=resume, overwrite=overwrite)
+    (run_dir / "samples").mkdir(parents=True, exist_ok=True)
+    log.path = run_dir / "log.txt"
+    config_text = json.dumps(cfg.to_dict(), indent=2) + "\n"
+    atomic_write(run_dir / "config.json", lambda tmp: tmp.write_text(config_text))
+    if resume:
+        _trim_jsonl(run_dir / "stats.jsonl", step)
+        _trim_jsonl(run_dir / "samples" / "index.jsonl", step)
+        log(f"resuming {run_dir} from {ckpt_path.name} (step {step:,})")
+    print_config(cfg, log)
+    log(
+        f"data: {cfg.dataset}, {len(ds.images):,} images {cfg.channels}x{cfg.image_size}x{cfg.image_size}, "
+        f"{ds.num_classes} classes | G {count_params(G):,} params, D {count_params(D):,} params | device {device}"
+    )
+    log(f"{spe:,} steps per epoch, training to step {total:,}")
+
+    images = ds.images.to(device)  # (N, C, H, W) uint8, the whole dataset in memory
+    labels = ds.labels.to(device) if cfg.conditional else None
+    G.to(device), D.to(device)
+    if G_ema is not None:
+        G_ema.to(device)
+    for opt in (opt_G, opt_D):  # optimizer state follows its parameters
+        for s in opt.state.values():
+            for k, v in s.items():
+                if torch.is_tensor(v) and k != "step":
+                    s[k] = v.to(device)
+    sampler = G_ema if G_ema is not None else G
+    z_grid, y_grid, nrow = grid_inputs(cfg)
+    z_grid = z_grid.to(device)
+    y_grid = y_grid.to(device) if y_grid is not None else None
+
+    if not (run_dir / "reals.png").exists():
+        if cfg.conditional:
+            per_class = [torch.nonzero(ds.labels == c)[:nrow, 0] for c in range(min(cfg.num_classes, 20))]
+            idx = torch.cat(per_class)
+        else:
+            idx = torch.arange(min(64, len(ds.images)))
+        reals = ds.images[idx].permute(0, 2, 3, 1).numpy()
+        save_png(make_grid(reals, nrow), run_dir / "reals.png")
+
+    def save_grid(name: str, kind: str) -> None:
+        was_training = sampler.training
+        sampler.eval()
+        with torch.no_grad():
+            grid = make_grid(to_uint8(sampler(z_grid, y_grid)), nrow)
+        sampler.train(was_training)
+        save_png(grid, run_dir / "samples" / name)
+        _append_jsonl(run_dir / "samples" / "index.jsonl",
+                      {"file": name, "step": step, "epoch": math.ceil(step / spe), "kind": kind})
+
+    def checkpoint() -> Path:
+        return save_checkpoint(
+            {
+                "config": cfg.to_dict(),
+                "step": step,
+                "epoch": step // spe,
+                "elapsed_s": elapsed + time.perf_counter() - t_start,
+                "G": G.state_dict(),
+                "D": D.state_dict(),
+                "G_ema": G_ema.state_dict() if G_ema is not None else None,
+                "opt_G": opt_G.state_dict(),
+                "opt_D": opt_D.state_dict(),
+                "rng": {
+                    "torch": torch.get_rng_state(),
+                    "noise": noise.get_state(),
+                    "cuda": torch.cuda.get_rng_state_all() if device.type == "cuda" else None,
+                },
+            },
+            run_dir,
+            step,
+            keep=cfg.keep_checkpoints,
+        )
+
+    stop = {"requested": False}
+    previous_handler = None
+    if threading.current_thread() is threading.main_thread():
+        previous_handler = signal.getsignal(signal.SIGINT)
+        signal.signal(signal.SIGINT, lambda *_: stop.update(requested=True))
+
+    show_bar = cfg.progress if cfg.progress is not None else sys.stderr.isatty()
+    t_start = time.perf_counter()
+    interval = _Interval(start=t_start)
+    G.train(), D.train()
+    try:
+        while step < total and not stop["requested"]:
+            epoch = step // spe  # 0-based
+            perm = epoch_permutation(cfg.seed, epoch, len(images)).to(device)
+            bar = tqdm(total=spe, initial=step % spe, desc=f"epoch {epoch + 1}/{cfg.epochs}",
+                       disable=not show_bar, leave=False, dynamic_ncols=True)
+            for b in range(step % spe, spe):
+                idx = perm[b * cfg.batch_size : (b + 1) * cfg.batch_size]
+                x = images[idx].float().div_(127.5).sub_(1.0)  # (B, C, H, W) in [-1, 1]
+                y = labels[idx] if labels is not None else None
+                z = torch.randn(cfg.batch_size, cfg.z_dim, generator=noise).to(device)
+                stats = train_step(G, D, opt_G, opt_D, x, y, z)
+                step += 1
+                if G_ema is not None:
+                    update_ema(G_ema, G, min(cfg.ema_decay, (1 + step) / (10 + step)))
+                interval.add(stats)
+                bar.update(1)
+
+                if step % cfg.log_every == 0 or step == total:
+                    now = time.perf_counter()
+                    means = interval.means()
+                    rate = interval.steps * cfg.batch_size / max(now - interval.start, 1e-9)
+                    record = {"step": step, "epoch": epoch + 1, **{k: round(v, 5) for k, v in means.items()},
+                              "img_per_s": round(rate, 1), "time_s": round(elapsed + now - t_start, 2)}
+                    _append_jsonl(run_dir / "stats.jsonl", record)
+                    log(f"epoch {epoch + 1} step {step:,}/{total:,} | loss_d {means['loss_d']:.3f} "
+                        f"loss_g {means['loss_g']:.3f} | D(x) {means['d_real']:.2f} D(G(z)) {means['d_fake']:.2f}"
+                        f" | {rate:,.0f} img/s")
+                    bar.set_postfix(loss_d=f"{means['loss_d']:.3f}", loss_g=f"{means['loss_g']:.3f}",
+                                    img_s=f"{rate:,.0f}")
+                    interval = _Interval(start=time.perf_counter())
+                if cfg.sample_every and step % cfg.sample_every == 0:
+                    save_grid(f"step_{step:06d}.png", "step")
+                if step % spe == 0:
+                    save_grid(f"epoch_{step // spe:04d}.png", "epoch")
+                    checkpoint()
+                elif cfg.checkpoint_every and step % cfg.checkpoint_every == 0:
+                    checkpoint()
+                if step >= total or stop["requested"]:
+                    break
+            bar.close()
+            bar = None
+        if step % spe != 0:  # stopped mid-epoch: keep its progress
+            if not (cfg.sample_every and step % cfg.sample_every == 0):
+                save_grid(f"step_{step:06d}.png", "step")
+            if not (cfg.checkpoint_every and step % cfg.checkpoint_every == 0):
+                checkpoint()
+    finally:
+        if bar is not None:
+            bar.close()
+            bar = None
+        if previous_handler is not None:
+            signal.signal(signal.SIGINT, previous_handler)
+
+    minutes = (time.perf_counter() - t_start) / 60
+    if stop["requested"]:
+        log(f"interrupted at step {step:,}; checkpoint saved, continue with --resume")
+        raise KeyboardInterrupt
+    else:
+        log(f"done: step {step:,} in {minutes:.1f} min this session; latest grid and checkpoint in {run_dir}")
+    return run_dir

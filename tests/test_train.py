@@ -1,0 +1,150 @@
+import json
+import os
+import signal
+import time
+
+import pytest
+import torch
+from conftest import run_cli
+
+from ganimate.checkpoint import list_checkpoints, load_checkpoint
+from ganimate.errors import GanimateError
+from ganimate.train import fit, resume_config
+
+
+def weights(run_dir):
+    state = load_checkpoint(list_checkpoints(run_dir)[-1])
+    return state
+
+
+def assert_same_state(a, b):
+    assert a["step"] == b["step"]
+    for key in ("G", "D", "G_ema"):
+        for name in a[key]:
+            assert torch.equal(a[key][name], b[key][name]), f"{key}.{name} differs"
+    for key in ("opt_G", "opt_D"):
+        for i, s in a[key]["state"].items():
+            for k, v in s.items():
+                assert torch.equal(v, b[key]["state"][i][k]), f"{key} state {i}.{k} differs"
+
+
+def test_fit_writes_every_artifact(tiny):
+    cfg = tiny(max_steps=None, epochs=2, sample_every=20, batch_size=100)  # 20 steps per epoch
+    run = fit(cfg)
+    names = {p.name for p in run.iterdir()}
+    assert {"config.json", "log.txt", "stats.jsonl", "reals.png", "samples", "checkpoints"} <= names
+    samples = sorted(p.name for p in (run / "samples").glob("*.png"))
+    assert samples == ["epoch_0001.png", "epoch_0002.png", "step_000020.png", "step_000040.png"]
+    index = [json.loads(line) for line in (run / "samples" / "index.jsonl").read_text().splitlines()]
+    assert [(r["file"], r["step"]) for r in index] == [
+        ("step_000020.png", 20), ("epoch_0001.png", 20), ("step_000040.png", 40), ("epoch_0002.png", 40)]
+    stats = [json.loads(line) for line in (run / "stats.jsonl").read_text().splitlines()]
+    assert [s["step"] for s in stats] == list(range(2, 41, 2))
+    assert all(s["img_per_s"] > 0 and s["loss_d"] > 0 for s in stats)
+    saved = json.loads((run / "config.json").read_text())
+    assert saved["conditional"] is True and saved["num_classes"] == 10 and saved["image_size"] == 28
+    state = weights(run)
+    assert state["step"] == 40 and state["epoch"] == 2
+    assert {"G", "D", "G_ema", "opt_G", "opt_D", "rng", "config", "ganimate_version"} <= set(state)
+    log = (run / "log.txt").read_text()
+    assert "step 40/40" in log and '"arch": "paper"' in log
+
+
+def test_grid_has_one_class_per_row(tiny):
+    from PIL import Image
+
+    run = fit(tiny(max_steps=2))
+    grid = Image.open(run / "samples" / "step_000002.png")
+    assert grid.size == (10 * 30 + 2, 10 * 30 + 2)  # 10 classes x 10 columns of 28 px + 2 px padding
+
+
+def test_same_seed_same_weights(tmp_path, tiny):
+    a = fit(tiny(out=str(tmp_path / "a"), max_steps=4))
+    b = fit(tiny(out=str(tmp_path / "b"), max_steps=4))
+    c = fit(tiny(out=str(tmp_path / "c"), max_steps=4, seed=1))
+    assert_same_state(weights(a), weights(b))
+    assert not torch.equal(weights(a)["G"]["fc.weight"], weights(c)["G"]["fc.weight"])
+
+
+@pytest.mark.parametrize("arch", ["paper", "tutorial"])
+def test_resume_matches_uninterrupted_run(tmp_path, tiny, arch):
+    full = fit(tiny(out=str(tmp_path / "full"), max_steps=9, arch=arch, batch_size=400, epochs=2))  # 5 steps per epoch
+    part = fit(tiny(out=str(tmp_path / "part"), max_steps=7, arch=arch, batch_size=400, epochs=2))
+    assert weights(part)["step"] == 7
+    cfg = resume_config(part, {"max_steps": 9})
+    fit(cfg, resume=True)
+    assert_same_state(weights(full), weights(part))
+    stats = [json.loads(line)["step"] for line in (part / "stats.jsonl").read_text().splitlines()]
+    assert stats == [2, 4, 5, 6, 7, 8, 9] or stats == sorted(set(stats))
+    assert "resuming" in (part / "log.txt").read_text()
+
+
+def test_kill_9_then_resume_matches_uninterrupted_run(tmp_path):
+    args = ["train", "--dataset", "synthetic", "--z-dim", "16", "--g-width", "32", "--d-width", "8",
+            "--batch-size", "100", "--max-steps", "30", "--checkpoint-every", "3", "--log-every", "5",
+            "--device", "cpu", "--seed", "3"]
+    full = tmp_path / "full"
+    assert run_cli(*args, "--out", full).returncode == 0
+
+    killed = tmp_path / "killed"
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-m", "ganimate.cli", *args, "--out", str(killed)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while not list_checkpoints(killed) and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.02)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    resumed_from = load_checkpoint(list_checkpoints(killed)[-1])["step"]
+    assert resumed_from < 30, "the run finished before it could be killed"
+    result = run_cli("train", "--out", killed, "--resume")
+    assert result.returncode == 0, result.stderr
+    assert f"step {resumed_from:,})" in result.stdout
+    assert_same_state(weights(full), weights(killed))
+
+
+def test_existing_run_is_not_overwritten(tmp_path, tiny):
+    run = fit(tiny(max_steps=2))
+    before = {p: p.stat().st_mtime_ns for p in run.rglob("*")}
+    with pytest.raises(GanimateError, match="already exists"):
+        fit(tiny(max_steps=2))
+    assert before == {p: p.stat().st_mtime_ns for p in run.rglob("*")}
+    fit(tiny(max_steps=3), overwrite=True)
+    assert weights(run)["step"] == 3
+
+
+def test_overwrite_refuses_a_folder_that_is_not_a_run(tmp_path, tiny):
+    folder = tmp_path / "run"
+    folder.mkdir()
+    (folder / "precious.txt").write_text("keep me")
+    with pytest.raises(GanimateError, match="not a ganimate run folder"):
+        fit(tiny(max_steps=2), overwrite=True)
+    assert (folder / "precious.txt").read_text() == "keep me"
+
+
+def test_resume_errors(tmp_path, tiny):
+    with pytest.raises(GanimateError, match="no config.json"):
+        resume_config(tmp_path / "nothing", {})
+    run = fit(tiny(max_steps=2))
+    with pytest.raises(GanimateError, match="conflicts"):
+        resume_config(run, {"lr_g": 0.1})
+    with pytest.raises(GanimateError, match="conflicts"):
+        resume_config(run, {"arch": "tutorial"})
+    for ckpt in list_checkpoints(run):
+        ckpt.unlink()
+    with pytest.raises(GanimateError, match="no checkpoint"):
+        resume_config(run, {})
+
+
+def test_unconditional_training(tiny):
+    run = fit(tiny(max_steps=2, conditional=False))
+    state = weights(run)
+    assert state["config"]["conditional"] is False
+    assert not any(k.startswith("embed") for k in state["G"])
+
+
+def test_no_ema(tiny):
+    run = fit(tiny(max_steps=2, ema=False))
+    assert weights(run)["G_ema"] is None

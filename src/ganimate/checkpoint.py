@@ -7,6 +7,7 @@ back with ``torch.load(weights_only=True)``, so a file from elsewhere cannot run
 from __future__ import annotations
 
 import re
+import warnings
 from pathlib import Path
 
 import torch
@@ -65,10 +66,15 @@ def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
     """Load and check a ganimate checkpoint; anything else is a one-line GanimateError."""
     path = Path(path)
     try:
-        state = torch.load(path, map_location=map_location, weights_only=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:  # noqa: BLE001 - any unreadable file is reported the same way
-        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise GanimateError(f"{path} is not a ganimate checkpoint ({reason[:120]})") from None
+        if "Weights only load failed" in str(e):
+            reason = "it holds objects other than tensors, which the safe loader refuses"
+        else:
+            reason = (str(e).strip().splitlines() or [type(e).__name__])[0][:120]
+        raise GanimateError(f"{path} is not a ganimate checkpoint ({reason})") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise GanimateError(f"{path} is not a ganimate checkpoint")
     if state.get("format_version", 0) > FORMAT_VERSION:

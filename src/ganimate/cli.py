@@ -53,12 +53,14 @@ def add_config_args(parser: argparse.ArgumentParser, cls, positional: tuple[str,
             continue
         flag = "--" + f.name.rstrip("_").replace("_", "-")
         default = f.default if f.default is not dataclasses.MISSING else None
+        if default is not None:
+            help_ = f"{help_} (default: {default})"
         if tp is bool:
             parser.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction,
-                                default=argparse.SUPPRESS, help=f"{help_} (default: {default})")
+                                default=argparse.SUPPRESS, help=help_)
         else:
             parser.add_argument(flag, dest=f.name, type=tp, default=argparse.SUPPRESS, metavar=tp.__name__.upper(),
-                                help=f"{help_} (default: {default})")
+                                help=help_)
 
 
 def _given(ns: argparse.Namespace, cls) -> dict:
@@ -126,6 +128,8 @@ def cmd_interpolate(ns: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     from ganimate.config import SampleConfig, TrainConfig
+    from ganimate.video import VideoConfig
+    from ganimate.walks import InterpolateConfig
 
     parser = _Parser(prog="ganimate", description="Train DCGANs on images and turn what they learn into video.",
                      epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -143,22 +147,13 @@ def build_parser() -> argparse.ArgumentParser:
     add_config_args(p, SampleConfig, positional=("run",))
     p.set_defaults(func=cmd_sample)
 
-    try:
-        from ganimate.video import VideoConfig
+    p = sub.add_parser("video", help="timelapse video of a run's sample grids (MP4 / GIF)")
+    add_config_args(p, VideoConfig, positional=("run",))
+    p.set_defaults(func=cmd_video)
 
-        p = sub.add_parser("video", help="timelapse video of a run's sample grids (MP4 / GIF)")
-        add_config_args(p, VideoConfig, positional=("run",))
-        p.set_defaults(func=cmd_video)
-    except ImportError:
-        pass
-    try:
-        from ganimate.walks import InterpolateConfig
-
-        p = sub.add_parser("interpolate", help="latent walks and class morphs as video")
-        add_config_args(p, InterpolateConfig, positional=("run",))
-        p.set_defaults(func=cmd_interpolate)
-    except ImportError:
-        pass
+    p = sub.add_parser("interpolate", help="latent walks and class morphs as video")
+    add_config_args(p, InterpolateConfig, positional=("run",))
+    p.set_defaults(func=cmd_interpolate)
     return parser
 
 

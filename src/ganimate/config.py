@@ -12,7 +12,8 @@ from ganimate.errors import GanimateError
 DATASETS = ("mnist", "fashion-mnist", "cifar10", "synthetic", "folder:PATH")
 
 
-def _help(text: str, **kw):
+def option(text: str, **kw):
+    """A dataclass field with its --help text."""
     return field(metadata={"help": text}, **kw)
 
 
@@ -20,35 +21,35 @@ def _help(text: str, **kw):
 class TrainConfig:
     """Everything `ganimate train` needs; saved as RUN/config.json and inside every checkpoint."""
 
-    dataset: str = _help("mnist | fashion-mnist | cifar10 | synthetic | folder:PATH", default="mnist")
-    out: str | None = _help("run folder (default runs/<dataset>)", default=None)
-    data_dir: str | None = _help("folder holding the dataset files (searched first)", default=None)
-    arch: str = _help("paper (the seed paper's DCGAN) | tutorial (TF DCGAN tutorial)", default="paper")
-    conditional: bool | None = _help("class-conditional G and D (default: when the data has labels)", default=None)
-    image_size: int | None = _help("image side in pixels (default: the dataset's; folders 64)", default=None)
-    channels: int | None = _help("1 (grey) or 3 (RGB) (default: the dataset's)", default=None)
-    num_classes: int = _help("set from the dataset", default=0)
-    z_dim: int = _help("latent size", default=100)
-    g_width: int = _help("channels of G's first feature map", default=256)
-    d_width: int = _help("channels of D's first convolution", default=64)
-    bn_affine: bool = _help("batch norm with scale and bias (the paper found without better)", default=False)
-    epochs: int = _help("training epochs", default=5)
-    max_steps: int | None = _help("stop after this many optimiser steps in total", default=None)
-    batch_size: int = _help("images per step", default=128)
-    lr_g: float = _help("Adam learning rate of G", default=2e-4)
-    lr_d: float = _help("Adam learning rate of D", default=2e-4)
-    beta1: float = _help("Adam beta1", default=0.5)
-    beta2: float = _help("Adam beta2", default=0.999)
-    ema: bool = _help("keep an exponential moving average of G for samples", default=True)
-    ema_decay: float = _help("EMA decay per step", default=0.999)
-    seed: int = _help("seed for weights, data order, noise and sample grids", default=0)
-    log_every: int = _help("log line every N batches (the paper's 400)", default=400)
-    sample_every: int = _help("also save a grid every N steps (0: only per epoch)", default=0)
-    checkpoint_every: int = _help("also checkpoint every N steps (0: only per epoch)", default=0)
-    keep_checkpoints: int = _help("how many recent checkpoints to keep", default=3)
-    device: str = _help("auto | cpu | cuda | cuda:N | mps", default="auto")
-    strict: bool = _help("error on unreadable image files instead of skipping them", default=False)
-    progress: bool | None = _help("progress bar (default: when the terminal shows it)", default=None)
+    dataset: str = option("mnist | fashion-mnist | cifar10 | synthetic | folder:PATH", default="mnist")
+    out: str | None = option("run folder (default runs/<dataset>)", default=None)
+    data_dir: str | None = option("folder holding the dataset files (searched first)", default=None)
+    arch: str = option("paper (the seed paper's DCGAN) | tutorial (TF DCGAN tutorial)", default="paper")
+    conditional: bool | None = option("class-conditional G and D (default: when the data has labels)", default=None)
+    image_size: int | None = option("image side in pixels (default: the dataset's; folders 64)", default=None)
+    channels: int | None = option("1 (grey) or 3 (RGB) (default: the dataset's)", default=None)
+    num_classes: int = option("set from the dataset", default=0)
+    z_dim: int = option("latent size", default=100)
+    g_width: int = option("channels of G's first feature map", default=256)
+    d_width: int = option("channels of D's first convolution", default=64)
+    bn_affine: bool = option("batch norm with scale and bias (the paper found without better)", default=False)
+    epochs: int = option("training epochs", default=5)
+    max_steps: int | None = option("stop after this many optimiser steps in total", default=None)
+    batch_size: int = option("images per step", default=128)
+    lr_g: float = option("Adam learning rate of G", default=2e-4)
+    lr_d: float = option("Adam learning rate of D", default=2e-4)
+    beta1: float = option("Adam beta1", default=0.5)
+    beta2: float = option("Adam beta2", default=0.999)
+    ema: bool = option("keep an exponential moving average of G for samples", default=True)
+    ema_decay: float = option("EMA decay per step", default=0.999)
+    seed: int = option("seed for weights, data order, noise and sample grids", default=0)
+    log_every: int = option("log line every N batches (the paper's 400)", default=400)
+    sample_every: int = option("also save a grid every N steps (0: only per epoch)", default=0)
+    checkpoint_every: int = option("also checkpoint every N steps (0: only per epoch)", default=0)
+    keep_checkpoints: int = option("how many recent checkpoints to keep", default=3)
+    device: str = option("auto | cpu | cuda | cuda:N | mps", default="auto")
+    strict: bool = option("error on unreadable image files instead of skipping them", default=False)
+    progress: bool | None = option("progress bar (default: when the terminal shows it)", default=None)
 
     # Settings a resumed run may change; everything else must match the saved config.
     RESUMABLE = ("epochs", "max_steps", "log_every", "sample_every", "checkpoint_every",
@@ -101,16 +102,16 @@ class TrainConfig:
 class SampleConfig:
     """`ganimate sample RUN`: draw images from a run's EMA generator."""
 
-    run: str = _help("run folder", default="")
-    n: int = _help("number of images", default=64)
-    class_: int | None = _help("class to draw (conditional runs; default: balanced over classes)", default=None)
-    seed: int = _help("seed of the latents; the same seed gives the same images", default=0)
-    out: str | None = _help("grid PNG to write (default RUN/generated/seed<S>.png unless --npz)", default=None)
-    npz: str | None = _help("write x (uint8) and y (labels) to this .npz", default=None)
-    nrow: int | None = _help("images per grid row (default: 10 when conditional, else ~sqrt(n))", default=None)
-    checkpoint: str | None = _help("checkpoint file or step (default: latest)", default=None)
-    no_ema: bool = _help("use the raw generator instead of its moving average", default=False)
-    device: str = _help("auto | cpu | cuda | mps", default="auto")
+    run: str = option("run folder", default="")
+    n: int = option("number of images", default=64)
+    class_: int | None = option("class to draw (conditional runs; default: balanced over classes)", default=None)
+    seed: int = option("seed of the latents; the same seed gives the same images", default=0)
+    out: str | None = option("grid PNG to write (default RUN/generated/seed<S>.png unless --npz)", default=None)
+    npz: str | None = option("write x (uint8) and y (labels) to this .npz", default=None)
+    nrow: int | None = option("images per grid row (default: 10 when conditional, else ~sqrt(n))", default=None)
+    checkpoint: str | None = option("checkpoint file or step (default: latest)", default=None)
+    no_ema: bool = option("use the raw generator instead of its moving average", default=False)
+    device: str = option("auto | cpu | cuda | mps", default="auto")
 
     def __post_init__(self):
         if self.n <= 0:

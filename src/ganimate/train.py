@@ -52,7 +52,8 @@ def train_step(G, D, opt_G, opt_D, x, y, z) -> dict[str, torch.Tensor]:
     """One D update and one G update on a real batch x (B, C, H, W) in [-1, 1].
 
     G's forward pass is shared by both updates: D sees the fake detached, then G's
-    loss flows back through D into G. Returns detached scalars (no device sync).
+    loss flows back through D into G. Real and fake go through D as separate batches
+    (the DCGAN recipe). Returns detached scalars (no device sync).
     """
     fake = G(z, y)  # (B, C, H, W)
 
@@ -79,7 +80,7 @@ def train_step(G, D, opt_G, opt_D, x, y, z) -> dict[str, torch.Tensor]:
 def update_ema(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> None:
     """ema <- decay * ema + (1 - decay) * model for parameters; buffers (BN stats) copied."""
     torch._foreach_lerp_(list(ema.parameters()), list(model.parameters()), 1.0 - decay)
-    for b_ema, b in zip(ema.buffers(), model.buffers()):
+    for b_ema, b in zip(ema.buffers(), model.buffers(), strict=True):
         b_ema.copy_(b)
 
 

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 from PIL import GifImagePlugin, Image, ImageDraw, ImageFont
 
+from ganimate.config import option
 from ganimate.errors import GanimateError
 
 VIDEO_EXTENSIONS = (".mp4", ".gif")
@@ -445,19 +446,19 @@ class VideoConfig:
     Defaults: RUN/videos/training.{mp4,gif}, or FRAMES/videos/timelapse.{mp4,gif}.
     """
 
-    run: str | None = None
-    frames: str | None = None
-    out: str | None = None
-    source: str = "epochs"
-    format: str = "both"
-    fps: float = 8
-    hold: int = 8
-    scale: int | None = None
-    caption: bool = True
+    run: str | None = option("run folder whose samples/ grids become the video", default=None)
+    frames: str | None = option("instead of a run: any folder of PNGs, in natural file-name order", default=None)
+    out: str | None = option("output file (.mp4/.gif) or base name (default RUN/videos/training)", default=None)
+    source: str = option("which grids: epochs | steps | all", default="epochs")
+    format: str = option("mp4 | gif | both", default="both")
+    fps: float = option("frames per second", default=8)
+    hold: int = option("extra copies of the last frame", default=8)
+    scale: int | None = option("integer nearest-neighbour upscaling (default: frame >= 512 px)", default=None)
+    caption: bool = option('draw "epoch 12" / "step 3,500" under each frame', default=True)
 
     def __post_init__(self):
         if (self.run is None) == (self.frames is None):
-            raise GanimateError("give exactly one of --run (a training run) or --frames (a folder of PNGs)")
+            raise GanimateError("give exactly one of RUN (a training run folder) or --frames DIR (a folder of PNGs)")
         if not _positive(self.fps):
             raise GanimateError(f"--fps must be a number > 0, got {self.fps}")
         if not _whole(self.hold, 0):

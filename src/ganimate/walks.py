@@ -16,6 +16,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ganimate.config import option
 from ganimate.errors import GanimateError
 from ganimate.images import make_grid, to_uint8
 from ganimate.video import FORMATS, _positive, _whole, default_scale, output_paths, upscale, write_videos
@@ -173,18 +174,18 @@ class InterpolateConfig:
     `video.output_paths`.
     """
 
-    run: str
-    out: str | None = None
-    seeds: str | None = None
-    keyframes: int = 4
-    seed: int = 0
-    grid: str = "1x1"
-    frames_per_transition: int = 24
-    morph_classes: str | None = None
-    fps: float = 24
-    format: str = "mp4"
-    scale: int | None = None
-    checkpoint: str | None = None
+    run: str = option("run folder")
+    out: str | None = option("output file (.mp4/.gif) or base name (default RUN/videos/walk or morph)", default=None)
+    seeds: str | None = option("keyframe seeds, e.g. 1,2,3 (morphs: one seed per cell)", default=None)
+    keyframes: int = option("keyframes per walk when --seeds is not given", default=4)
+    seed: int = option("first seed when --seeds is not given", default=0)
+    grid: str = option("walks (or morph cells) shown at once, ROWSxCOLS", default="1x1")
+    frames_per_transition: int = option("frames from one keyframe (or class) to the next", default=24)
+    morph_classes: str | None = option("class morph instead of a walk: 0,1,2 or all (conditional runs)", default=None)
+    fps: float = option("frames per second", default=24)
+    format: str = option("mp4 | gif | both", default="mp4")
+    scale: int | None = option("integer nearest-neighbour upscaling (default: frame >= 512 px)", default=None)
+    checkpoint: str | None = option("checkpoint file or step (default: latest)", default=None)
 
     def __post_init__(self):
         rows, cols = parse_grid(self.grid)

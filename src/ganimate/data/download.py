@@ -138,8 +138,8 @@ def locate(
             if found is not None:
                 return found
     cache = cache_root() / name
-    if not download:
-        reason = "downloading is disabled"
+    if not download or os.environ.get("GANIMATE_OFFLINE", "") not in ("", "0"):
+        reason = "downloading is disabled (GANIMATE_OFFLINE)" if download else "downloading is disabled"
     else:
         try:
             for filename in files:

@@ -1,0 +1,161 @@
+"""The CLI through a subprocess: exit codes, one-line errors, nothing overwritten."""
+
+import gzip
+import json
+import os
+import pickle
+import struct
+
+import numpy as np
+import pytest
+import torch
+from conftest import run_cli
+
+TINY = ["--z-dim", "16", "--g-width", "32", "--d-width", "8", "--batch-size", "50", "--device", "cpu"]
+
+
+def assert_one_line_error(result, pattern):
+    assert result.returncode == 2, result.stdout + result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("ganimate: error:") and pattern in lines[0], lines[0]
+    assert "Traceback" not in result.stderr
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A tiny conditional run and a tiny unconditional one, trained once for this module."""
+    root = tmp_path_factory.mktemp("cli")
+    for name, extra in (("cond", []), ("uncond", ["--no-conditional"])):
+        result = run_cli("train", "--dataset", "synthetic", *TINY, "--max-steps", "3", *extra, "--out", root / name)
+        assert result.returncode == 0, result.stderr
+    return root
+
+
+def test_train_writes_run_folder(trained):
+    run = trained / "cond"
+    assert (run / "reals.png").is_file() and (run / "samples" / "step_000003.png").is_file()
+    assert json.loads((run / "config.json").read_text())["conditional"] is True
+    assert json.loads((trained / "uncond" / "config.json").read_text())["conditional"] is False
+
+
+def test_existing_run_refused_and_untouched(trained):
+    run = trained / "cond"
+    before = {p: p.stat().st_mtime_ns for p in run.rglob("*")}
+    result = run_cli("train", "--dataset", "synthetic", *TINY, "--max-steps", "3", "--out", run)
+    assert_one_line_error(result, "already exists")
+    assert before == {p: p.stat().st_mtime_ns for p in run.rglob("*")}
+
+
+@pytest.mark.parametrize(
+    "args,pattern",
+    [
+        (["--dataset", "imagenet"], "unknown dataset"),
+        (["--arch", "stylegan"], "unknown arch"),
+        (["--epochs", "0"], "--epochs must be positive"),
+        (["--batch-size", "-1"], "--batch-size must be positive"),
+        (["--batch-size", "lots"], "invalid int value"),
+        (["--image-size", "30"], "multiple of 4"),
+        (["--dataset", "folder:/nonexistent/folder"], "/nonexistent/folder"),
+        (["--dataset", "mnist", "--data-dir", "{empty}"], "mnist"),
+        (["--no-such-flag"], "unrecognized arguments"),
+    ],
+)
+def test_bad_train_input(tmp_path, args, pattern):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    args = [a.replace("{empty}", str(empty)) for a in args]
+    env = {"GANIMATE_DATA": str(empty), "GANIMATE_CACHE": str(tmp_path / "cache")}
+    # no network here: point every mirror at a closed local port
+    result = run_cli("train", *TINY, *args, "--out", tmp_path / "run", env={**env, "GANIMATE_OFFLINE": "1"})
+    assert_one_line_error(result, pattern)
+    assert not (tmp_path / "run").exists()
+
+
+def test_mnist_missing_offline_names_where_to_put_files(tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    env = {"GANIMATE_DATA": str(empty), "GANIMATE_CACHE": str(tmp_path / "cache"), "GANIMATE_OFFLINE": "1"}
+    result = run_cli("train", "--dataset", "mnist", "--out", tmp_path / "run", env=env)
+    assert_one_line_error(result, "mnist")
+    assert str(tmp_path / "cache") in result.stderr or str(empty) in result.stderr
+
+
+def test_corrupt_gz_is_one_line_error(tmp_path):
+    folder = tmp_path / "mnist"
+    folder.mkdir()
+    for name in ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"):
+        (folder / name).write_bytes(gzip.compress(struct.pack(">II", 2051, 60000))[:-7])
+    env = {"GANIMATE_DATA": str(tmp_path / "none"), "GANIMATE_CACHE": str(tmp_path / "cache"), "GANIMATE_OFFLINE": "1"}
+    result = run_cli("train", "--dataset", "mnist", "--data-dir", folder, "--out", tmp_path / "run", env=env)
+    assert_one_line_error(result, "train-")
+
+
+def test_resume_errors(trained, tmp_path):
+    assert_one_line_error(run_cli("train", "--out", tmp_path / "nothing", "--resume"), "no config.json")
+    assert_one_line_error(run_cli("train", "--out", trained / "cond", "--resume", "--lr-g", "0.1"), "conflicts")
+    assert_one_line_error(run_cli("train", "--resume"), "--resume needs --out")
+
+
+def test_resume_continues_step_count(trained, tmp_path):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(trained / "cond", run)
+    result = run_cli("train", "--out", run, "--resume", "--max-steps", "5")
+    assert result.returncode == 0, result.stderr
+    assert "resuming" in result.stdout and "step 5/5" in result.stdout
+    steps = [json.loads(line)["step"] for line in (run / "stats.jsonl").read_text().splitlines()]
+    assert steps == sorted(steps) and steps[-1] == 5
+
+
+def test_dry_run_writes_nothing(tmp_path):
+    result = run_cli("train", "--dataset", "mnist", "--out", tmp_path / "run", "--dry-run")
+    assert result.returncode == 0, result.stderr
+    assert '"arch": "paper"' in result.stdout and "params" in result.stdout
+    assert not (tmp_path / "run").exists()
+
+
+def test_sample_grid_and_npz(trained, tmp_path):
+    result = run_cli("sample", trained / "cond", "--n", "20", "--seed", "5", "--out", tmp_path / "g.png",
+                     "--npz", tmp_path / "s.npz")
+    assert result.returncode == 0, result.stderr
+    data = np.load(tmp_path / "s.npz")
+    assert data["x"].shape == (20, 28, 28) and data["x"].dtype == np.uint8
+    assert sorted(np.bincount(data["y"], minlength=10).tolist()) == [2] * 10
+    again = run_cli("sample", trained / "cond", "--n", "20", "--seed", "5", "--npz", tmp_path / "t.npz")
+    assert again.returncode == 0
+    assert np.array_equal(np.load(tmp_path / "t.npz")["x"], data["x"])
+    one = run_cli("sample", trained / "cond", "--n", "4", "--class", "7", "--npz", tmp_path / "c.npz")
+    assert one.returncode == 0 and np.load(tmp_path / "c.npz")["y"].tolist() == [7] * 4
+
+
+def test_sample_bad_input(trained, tmp_path):
+    assert_one_line_error(run_cli("sample", trained / "cond", "--class", "10"), "out of range")
+    assert_one_line_error(run_cli("sample", trained / "uncond", "--class", "1"), "unconditional")
+    assert_one_line_error(run_cli("sample", tmp_path / "missing"), "does not exist")
+    assert_one_line_error(run_cli("sample", trained / "cond", "--n", "0"), "--n must be positive")
+    assert_one_line_error(run_cli("sample", trained / "cond", "--out", tmp_path / "no" / "g.png"), "does not exist")
+
+
+def test_checkpoint_that_is_not_ours(trained, tmp_path):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(trained / "cond", run)
+    ckpt = sorted((run / "checkpoints").glob("*.pt"))[-1]
+    torch.save({"model": torch.zeros(3)}, ckpt)
+    assert_one_line_error(run_cli("sample", run), "not a ganimate checkpoint")
+    ckpt.write_bytes(b"garbage" * 100)
+    assert_one_line_error(run_cli("sample", run), "not a ganimate checkpoint")
+
+    marker = tmp_path / "pwned"
+
+    class Evil:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+
+    ckpt.write_bytes(pickle.dumps({"format": Evil()}))
+    assert_one_line_error(run_cli("sample", run), "not a ganimate checkpoint")
+    assert not marker.exists()
+    assert_one_line_error(run_cli("train", "--out", run, "--resume"), "not a ganimate checkpoint")

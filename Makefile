@@ -15,9 +15,12 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
+	@start=$$(date +%s); \
 	$(BIN)/ganimate train --dataset mnist --conditional --arch paper --epochs 2 --batch-size 128 \
-		--sample-every 100 --out $(DEMO_RUN) --overwrite
-	@echo "run folder: $(DEMO_RUN)  (reals.png, samples/, checkpoints/)"
+		--sample-every 50 --out $(DEMO_RUN) --overwrite && \
+	$(BIN)/ganimate video $(DEMO_RUN) --source all --fps 8 && \
+	$(BIN)/ganimate interpolate $(DEMO_RUN) --morph-classes all --grid 2x5 --frames-per-transition 16 && \
+	echo "demo finished in $$(( $$(date +%s) - start )) s; run folder $(DEMO_RUN): reals.png, samples/, checkpoints/, videos/"
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

@@ -159,3 +159,35 @@ def test_checkpoint_that_is_not_ours(trained, tmp_path):
     assert_one_line_error(run_cli("sample", run), "not a ganimate checkpoint")
     assert not marker.exists()
     assert_one_line_error(run_cli("train", "--out", run, "--resume"), "not a ganimate checkpoint")
+
+
+def test_videos_from_a_real_run(trained, tmp_path):
+    import imageio.v3 as iio
+
+    run = trained / "cond"
+    result = run_cli("video", run, "--source", "all", "--hold", "2")
+    assert result.returncode == 0, result.stderr
+    grids = (run / "samples" / "index.jsonl").read_text().splitlines()
+    mp4 = iio.imread(run / "videos" / "training.mp4", index=None)
+    gif = iio.imread(run / "videos" / "training.gif", index=None)
+    assert len(mp4) == len(gif) == len(grids) + 2
+    assert mp4.shape[1] % 2 == 0 and mp4.shape[2] % 2 == 0 and mp4.shape[2] >= 512
+
+    result = run_cli("interpolate", run, "--morph-classes", "0,1,2", "--grid", "1x2",
+                     "--frames-per-transition", "3", "--out", tmp_path / "morph.mp4")
+    assert result.returncode == 0, result.stderr
+    assert len(iio.imread(tmp_path / "morph.mp4", index=None)) == 9
+    result = run_cli("interpolate", run, "--keyframes", "2", "--frames-per-transition", "2",
+                     "--out", tmp_path / "walk.gif")
+    assert result.returncode == 0, result.stderr
+    assert len(iio.imread(tmp_path / "walk.gif", index=None)) == 4
+
+
+def test_video_bad_input(trained, tmp_path):
+    assert_one_line_error(run_cli("interpolate", trained / "uncond", "--morph-classes", "all"), "unconditional")
+    assert_one_line_error(run_cli("video", trained / "cond", "--fps", "0"), "fps")
+    empty = tmp_path / "empty_run"
+    empty.mkdir()
+    assert_one_line_error(run_cli("video", empty), "has no saved grids")
+    assert_one_line_error(run_cli("video", trained / "cond", "--out", tmp_path / "no" / "x.mp4"), "does not exist")
+    assert not (tmp_path / "no").exists()

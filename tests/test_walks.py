@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import sys
-import types
-
 import imageio.v3 as iio
 import numpy as np
 import pytest
@@ -229,9 +226,7 @@ def fake_loader(monkeypatch):
         loaded.update(run=run_dir, checkpoint=checkpoint, device=device)
         return loaded["G"], {}
 
-    module = types.ModuleType("ganimate.checkpoint")
-    module.load_generator = load_generator
-    monkeypatch.setitem(sys.modules, "ganimate.checkpoint", module)
+    monkeypatch.setattr("ganimate.checkpoint.load_generator", load_generator)
     return loaded
 
 

@@ -189,7 +189,9 @@ def load_training_data(cfg: TrainConfig, log=print):
     if cfg.conditional is None:
         cfg.conditional = ds.num_classes > 0
     if cfg.num_classes and cfg.num_classes != ds.num_classes:
-        raise GanimateError(f"the run was trained with {cfg.num_classes} classes but {cfg.dataset} has {ds.num_classes}")
+        raise GanimateError(
+            f"the run was trained with {cfg.num_classes} classes but {cfg.dataset} has {ds.num_classes}"
+        )
     cfg.image_size, cfg.channels, cfg.num_classes = ds.image_size, ds.channels, ds.num_classes
     if len(ds.images) < cfg.batch_size:
         raise GanimateError(f"--batch-size {cfg.batch_size} is larger than the dataset ({len(ds.images)} images)")
@@ -370,7 +372,10 @@ def fit(cfg: TrainConfig, *, resume: bool = False, overwrite: bool = False) -> P
                     save_grid(f"step_{step:06d}.png", "step")
                 if step % spe == 0:
                     save_grid(f"epoch_{step // spe:04d}.png", "epoch")
-                    checkpoint()
+                    saved = checkpoint()
+                    log(f"epoch {step // spe} done at step {step:,} "
+                        f"({(elapsed + time.perf_counter() - t_start) / 60:.1f} min): "
+                        f"samples/epoch_{step // spe:04d}.png, checkpoints/{saved.name}")
                 elif cfg.checkpoint_every and step % cfg.checkpoint_every == 0:
                     checkpoint()
                 if step >= total or stop["requested"]:

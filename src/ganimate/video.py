@@ -295,8 +295,8 @@ def write_video(frames: Iterable[np.ndarray], path: str | Path, fps: float, *, h
 
 def output_paths(out: str | Path | None, fmt: str, default: Path) -> list[Path]:
     """Videos to write: `out` with an .mp4/.gif extension names one file (its extension wins over
-    `fmt`="both", and must agree with `fmt`="mp4"/"gif"); `out` without an extension (or None, meaning
-    `default`, a path without extension) gets .mp4 and/or .gif per `fmt`.
+    `fmt`); `out` without an extension (or None, meaning `default`, a path without extension) gets
+    .mp4 and/or .gif per `fmt`.
     """
     if fmt not in FORMATS:
         raise GanimateError(f"format must be one of {', '.join(FORMATS)}, got {fmt!r}")
@@ -305,8 +305,6 @@ def output_paths(out: str | Path | None, fmt: str, default: Path) -> list[Path]:
         ext = base.suffix.lower()
         if ext not in VIDEO_EXTENSIONS:
             raise _unknown_extension(base)
-        if fmt != "both" and ext != f".{fmt}":
-            raise GanimateError(f"--out {base} has extension {base.suffix} but --format is {fmt}")
         return [base]
     exts = [".mp4", ".gif"] if fmt == "both" else [f".{fmt}"]
     return [base.parent / (base.name + ext) for ext in exts]
@@ -344,6 +342,7 @@ def _caption(kind: str, number: int) -> str:
 
 def _from_index(samples: Path, index: Path, kinds: set[str]) -> list[tuple[Path, str]]:
     entries: dict[str, tuple[Path, str]] = {}
+    last: tuple[str, int] | None = None  # (file, step) of the latest kept grid
     with open(index, encoding="utf-8") as f:
         for lineno, line in enumerate(f, 1):
             if not line.strip():
@@ -360,7 +359,11 @@ def _from_index(samples: Path, index: Path, kinds: set[str]) -> list[tuple[Path,
             if not path.is_file():
                 raise GanimateError(f"{index} line {lineno} lists {name}, which is missing from {samples}")
             entries.pop(name, None)
+            step = rec.get("step")
+            if last is not None and step is not None and last[1] == step:
+                entries.pop(last[0], None)  # the epoch grid and a step grid of the same step: one frame
             entries[name] = (path, _caption(kind, number))
+            last = (name, step)
     return list(entries.values())
 
 
@@ -381,7 +384,8 @@ def _from_names(samples: Path, kinds: set[str]) -> list[tuple[Path, str]]:
 def grid_frames(run_dir: str | Path, source: str = "epochs") -> list[tuple[Path, str]]:
     """Sample grids of a training run in training order, with captions ("epoch 12", "step 3,500").
 
-    `source` is "epochs", "steps" or "all". The order comes from RUN/samples/index.jsonl (a grid listed
+    `source` is "epochs", "steps" or "all" (a step grid and an epoch grid saved at the same step count
+    once, as the epoch grid). The order comes from RUN/samples/index.jsonl (a grid listed
     twice, e.g. after a resume, keeps its last position). Without an index, epoch and step grids are
     each sorted by the number in their name, and for "all" the two sorted lists are merged by file
     modification time (ties put the step grid first), which is the training order unless the files
@@ -441,15 +445,15 @@ def frames_from_files(
 class VideoConfig:
     """Options of `ganimate video`: a time-lapse of a run's sample grids or of any folder of PNGs.
 
-    `out` with an .mp4/.gif extension writes that one file (`format` must then be "both", the
-    default, or agree with it); without an extension it is the base name for the formats chosen.
+    `out` with an .mp4/.gif extension writes that one file whatever `format` says; without an
+    extension it is the base name for the formats chosen.
     Defaults: RUN/videos/training.{mp4,gif}, or FRAMES/videos/timelapse.{mp4,gif}.
     """
 
     run: str | None = option("run folder whose samples/ grids become the video", default=None)
     frames: str | None = option("instead of a run: any folder of PNGs, in natural file-name order", default=None)
     out: str | None = option("output file (.mp4/.gif) or base name (default RUN/videos/training)", default=None)
-    source: str = option("which grids: epochs | steps | all", default="epochs")
+    source: str = option("which grids: epochs | steps | all", default="all")
     format: str = option("mp4 | gif | both", default="both")
     fps: float = option("frames per second", default=8)
     hold: int = option("extra copies of the last frame", default=8)

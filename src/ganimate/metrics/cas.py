@@ -1,0 +1,42 @@
+"""Classification Accuracy Score (Ravuri & Vinyals 2019, "Classification Accuracy Score for Conditional
+Generative Models"): train a fresh classifier only on generated labelled samples, test it on real data.
+
+The classifier is `SmallCNN` with a fixed, seeded budget (`CAS_BUDGET`: 2 epochs over the N samples,
+batch 128, AdamW + one-cycle LR, random shifts of up to 2 px). ``cas_real`` is the same recipe on N
+real training images, the score a perfect generator would get.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import torch
+
+from ganimate.metrics.cache import cached_arrays, real_images
+from ganimate.metrics.classifier import NetSpec, TrainBudget, accuracy, train_classifier
+
+CAS_BUDGET = TrainBudget(epochs=2.0, batch_size=128, lr=3e-3)
+
+
+def cas(train_x: torch.Tensor, train_y: torch.Tensor, test_x: torch.Tensor, test_y: torch.Tensor,
+        num_classes: int, seed: int = 0, budget: TrainBudget = CAS_BUDGET) -> float:
+    """Real-test accuracy of a SmallCNN trained with `budget` on uint8 images train_x and labels train_y."""
+    spec = NetSpec(channels=train_x.shape[1], image_size=train_x.shape[2], num_classes=num_classes)
+    model = train_classifier(train_x, train_y, spec, budget, seed=seed)
+    return accuracy(model, test_x, test_y)
+
+
+def cas_real(dataset: str, n: int, num_classes: int, *, seed: int = 0, data_dir: str | None = None,
+             image_size: int | None = None, channels: int | None = None, budget: TrainBudget = CAS_BUDGET) -> float:
+    """CAS of the first `n` real training images (cached per dataset, n, seed, budget and image format)."""
+
+    def compute():
+        kw = dict(data_dir=data_dir, image_size=image_size, channels=channels)
+        train_x, train_y = real_images(dataset, "train", n, **kw)
+        test_x, test_y = real_images(dataset, "test", **kw)
+        return {"accuracy": np.float64(cas(train_x, train_y, test_x, test_y, num_classes, seed, budget))}
+
+    parts = {"kind": "cas_real", "dataset": dataset, "n": n, "seed": seed, "budget": dataclasses.asdict(budget),
+             "image_size": image_size, "channels": channels, "torch": torch.__version__.split("+")[0]}
+    return float(cached_arrays(parts, compute)["accuracy"])

@@ -148,3 +148,28 @@ def test_unconditional_training(tiny):
 def test_no_ema(tiny):
     run = fit(tiny(max_steps=2, ema=False))
     assert weights(run)["G_ema"] is None
+
+
+def test_folder_dataset_rgb_conditional(tmp_path, tiny):
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for cls in ("cats", "dogs"):
+        (tmp_path / "pics" / cls).mkdir(parents=True)
+        for i in range(30):
+            Image.fromarray(rng.integers(0, 255, (40, 48, 3), dtype=np.uint8)).save(tmp_path / "pics" / cls / f"{i}.png")
+    run = fit(tiny(dataset=f"folder:{tmp_path / 'pics'}", image_size=32, batch_size=20, max_steps=2))
+    cfg = json.loads((run / "config.json").read_text())
+    assert (cfg["image_size"], cfg["channels"], cfg["num_classes"], cfg["conditional"]) == (32, 3, 2, True)
+    from PIL import Image as I
+
+    grid = I.open(run / "samples" / "step_000002.png")
+    assert grid.mode == "RGB" and grid.size == (10 * 34 + 2, 2 * 34 + 2)
+
+
+def test_bf16_training_runs(tiny):
+    run = fit(tiny(max_steps=3, precision="bf16"))
+    state = weights(run)
+    assert all(torch.isfinite(v).all() for v in state["G"].values() if v.is_floating_point())
+    assert state["G"]["fc.weight"].dtype == torch.float32

@@ -48,6 +48,7 @@ class TrainConfig:
     checkpoint_every: int = option("also checkpoint every N steps (0: only per epoch)", default=0)
     keep_checkpoints: int = option("how many recent checkpoints to keep", default=3)
     device: str = option("auto | cpu | cuda | cuda:N | mps", default="auto")
+    precision: str = option("fp32 | bf16 (bfloat16 autocast; weights and optimizer stay fp32)", default="fp32")
     strict: bool = option("error on unreadable image files instead of skipping them", default=False)
     progress: bool | None = option("progress bar (default: when the terminal shows it)", default=None)
 
@@ -75,6 +76,8 @@ class TrainConfig:
                 raise GanimateError(f"--{name.replace('_', '-')} must be positive, got {getattr(self, name)}")
         if not (0 <= self.beta1 < 1 and 0 <= self.beta2 < 1 and 0 <= self.ema_decay < 1):
             raise GanimateError("--beta1, --beta2 and --ema-decay must lie in [0, 1)")
+        if self.precision not in ("fp32", "bf16"):
+            raise GanimateError(f"--precision must be fp32 or bf16, got {self.precision!r}")
         if self.channels not in (None, 1, 3):
             raise GanimateError(f"--channels must be 1 or 3, got {self.channels}")
         if self.image_size is not None:

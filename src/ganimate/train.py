@@ -8,6 +8,7 @@ samples/index.jsonl) and checkpoints/ (everything needed to resume, bit for bit 
 from __future__ import annotations
 
 import copy
+import functools
 import json
 import math
 import shutil
@@ -48,23 +49,29 @@ def resolve_device(name: str = "auto") -> torch.device:
     return device
 
 
-def train_step(G, D, opt_G, opt_D, x, y, z) -> dict[str, torch.Tensor]:
+def train_step(G, D, opt_G, opt_D, x, y, z, bf16: bool = False) -> dict[str, torch.Tensor]:
     """One D update and one G update on a real batch x (B, C, H, W) in [-1, 1].
 
     G's forward pass is shared by both updates: D sees the fake detached, then G's
     loss flows back through D into G. Real and fake go through D as separate batches
-    (the DCGAN recipe). Returns detached scalars (no device sync).
+    (the DCGAN recipe). bf16=True runs the forward passes under bfloat16 autocast;
+    losses, weights and optimizer state stay fp32. Returns detached scalars (no sync).
     """
-    fake = G(z, y)  # (B, C, H, W)
+    amp = functools.partial(torch.autocast, x.device.type, dtype=torch.bfloat16, enabled=bf16)
+    with amp():
+        fake = G(z, y)  # (B, C, H, W)
 
     opt_D.zero_grad(set_to_none=True)
-    real_logits, fake_logits = D(x, y), D(fake.detach(), y)
+    with amp():
+        real_logits, fake_logits = D(x, y).float(), D(fake.detach(), y).float()
     loss_d = losses.d_loss(real_logits, fake_logits)
     loss_d.backward()
     opt_D.step()
 
     opt_G.zero_grad(set_to_none=True)
-    loss_g = losses.g_loss(D(fake, y))
+    with amp():
+        g_logits = D(fake, y).float()
+    loss_g = losses.g_loss(g_logits)
     loss_g.backward()
     opt_G.step()
 
@@ -348,7 +355,7 @@ def fit(cfg: TrainConfig, *, resume: bool = False, overwrite: bool = False) -> P
                 x = images[idx].float().div_(127.5).sub_(1.0)  # (B, C, H, W) in [-1, 1]
                 y = labels[idx] if labels is not None else None
                 z = torch.randn(cfg.batch_size, cfg.z_dim, generator=noise).to(device)
-                stats = train_step(G, D, opt_G, opt_D, x, y, z)
+                stats = train_step(G, D, opt_G, opt_D, x, y, z, bf16=cfg.precision == "bf16")
                 step += 1
                 if G_ema is not None:
                     update_ema(G_ema, G, min(cfg.ema_decay, (1 + step) / (10 + step)))

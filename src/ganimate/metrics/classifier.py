@@ -195,15 +195,15 @@ def reference_info(dataset: str) -> dict:
     return json.loads(info.read_text())
 
 
-_LOADED: dict[str, SmallCNN] = {}
+_LOADED: dict[tuple[str, str], SmallCNN] = {}
 
 
-def load_reference(dataset: str) -> SmallCNN:
-    """The reference classifier of `dataset` in eval mode (CPU), loaded once per process and checked by sha256."""
+def load_reference(dataset: str, device: str = "cpu") -> SmallCNN:
+    """The reference classifier of `dataset` in eval mode, loaded once per process and checked by sha256."""
     from safetensors.torch import load_file
 
-    if dataset in _LOADED:
-        return _LOADED[dataset]
+    if (dataset, str(device)) in _LOADED:
+        return _LOADED[dataset, str(device)]
     info = reference_info(dataset)
     weights, _ = reference_paths(dataset)
     if sha256_file(weights) != info["sha256"]:
@@ -211,8 +211,8 @@ def load_reference(dataset: str) -> SmallCNN:
     model = SmallCNN(NetSpec.from_dict(info["spec"]))
     state = {k: v.float() if v.is_floating_point() else v for k, v in load_file(str(weights)).items()}
     model.load_state_dict(state)
-    model.eval().requires_grad_(False)
-    _LOADED[dataset] = model
+    model.to(device).eval().requires_grad_(False)
+    _LOADED[dataset, str(device)] = model
     return model
 
 

@@ -1,0 +1,98 @@
+"""Training and sampling throughput of each architecture on this machine, against its conv peak.
+
+    python bench/throughput.py                      # paper, tutorial; fp32 and bf16; 2 threads
+    python bench/throughput.py --archs paper --precisions fp32 --steps 30
+
+Prints images/s after warm-up, FLOPs per training image (torch.utils.flop_counter), the achieved
+GFLOP/s, and that as a fraction of the measured convolution peak (a large 3x3 conv, same dtype).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from ganimate.config import TrainConfig
+from ganimate.models import build_models
+from ganimate.train import train_step
+
+
+def conv_peak(dtype: torch.dtype, seconds: float = 3.0) -> float:
+    """GFLOP/s of a large 3x3 convolution forward pass (oneDNN's best case on this CPU)."""
+    conv = torch.nn.Conv2d(128, 128, 3, padding=1).to(memory_format=torch.channels_last)
+    x = torch.randn(64, 128, 28, 28).to(memory_format=torch.channels_last)
+    flops = 2 * 64 * 128 * 128 * 9 * 28 * 28
+    with torch.no_grad(), torch.autocast("cpu", dtype=dtype, enabled=dtype != torch.float32):
+        for _ in range(3):
+            conv(x)
+        n, t0 = 0, time.perf_counter()
+        while time.perf_counter() - t0 < seconds:
+            conv(x)
+            n += 1
+    return flops * n / (time.perf_counter() - t0) / 1e9
+
+
+def measure(arch: str, precision: str, batch_size: int, steps: int, warmup: int) -> dict:
+    cfg = TrainConfig(dataset="mnist", arch=arch, image_size=28, channels=1, num_classes=10, conditional=True,
+                      batch_size=batch_size, precision=precision)
+    torch.manual_seed(0)
+    G, D = build_models(cfg)
+    opt_G = torch.optim.Adam(G.parameters(), lr=cfg.lr_g, betas=(cfg.beta1, cfg.beta2))
+    opt_D = torch.optim.Adam(D.parameters(), lr=cfg.lr_d, betas=(cfg.beta1, cfg.beta2))
+    x = torch.rand(batch_size, 1, 28, 28) * 2 - 1
+    y = torch.randint(0, 10, (batch_size,))
+    z = torch.randn(batch_size, cfg.z_dim)
+    amp = cfg.precision == "bf16"
+
+    with FlopCounterMode(display=False) as counter:
+        train_step(G, D, opt_G, opt_D, x, y, z, bf16=amp)
+    flops_per_image = counter.get_total_flops() / batch_size
+
+    for _ in range(warmup):
+        train_step(G, D, opt_G, opt_D, x, y, z, bf16=amp)
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        train_step(G, D, opt_G, opt_D, x, y, z, bf16=amp)
+    train_rate = steps * batch_size / (time.perf_counter() - t0)
+
+    G.eval()
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=amp):
+        zs, ys = torch.randn(500, cfg.z_dim), torch.arange(500) % 10
+        G(zs, ys)
+        t0 = time.perf_counter()
+        for _ in range(4):
+            G(zs, ys)
+        sample_rate = 4 * 500 / (time.perf_counter() - t0)
+    return {"train": train_rate, "flops": flops_per_image, "sample": sample_rate}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--archs", default="paper,tutorial")
+    parser.add_argument("--precisions", default="fp32,bf16")
+    parser.add_argument("--batch-size", type=int, default=TrainConfig.batch_size)
+    parser.add_argument("--steps", type=int, default=40)
+    parser.add_argument("--warmup", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+
+    precisions = args.precisions.split(",")
+    peaks = {p: conv_peak(torch.bfloat16 if p == "bf16" else torch.float32) for p in precisions}
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, batch {args.batch_size}")
+    for p, g in peaks.items():
+        print(f"conv peak {p}: {g:,.0f} GFLOP/s (3x3 conv 128->128 at 28x28, batch 64)")
+    print(f"{'arch':10} {'prec':5} {'train img/s':>11} {'GFLOP/img':>9} {'GFLOP/s':>8} {'% peak':>7} {'sample img/s':>12}")
+    for arch in args.archs.split(","):
+        for p in precisions:
+            r = measure(arch, p, args.batch_size, args.steps, args.warmup)
+            achieved = r["train"] * r["flops"] / 1e9
+            print(f"{arch:10} {p:5} {r['train']:11,.0f} {r['flops'] / 1e9:9.3f} {achieved:8,.0f} "
+                  f"{100 * achieved / peaks[p]:6.0f}% {r['sample']:12,.0f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -85,7 +85,8 @@ def main() -> None:
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, batch {args.batch_size}")
     for p, g in peaks.items():
         print(f"conv peak {p}: {g:,.0f} GFLOP/s (3x3 conv 128->128 at 28x28, batch 64)")
-    print(f"{'arch':10} {'prec':5} {'train img/s':>11} {'GFLOP/img':>9} {'GFLOP/s':>8} {'% peak':>7} {'sample img/s':>12}")
+    print(f"{'arch':10} {'prec':5} {'train img/s':>11} {'GFLOP/img':>9} {'GFLOP/s':>8} {'% peak':>7} "
+          f"{'sample img/s':>12}")
     for arch in args.archs.split(","):
         for p in precisions:
             r = measure(arch, p, args.batch_size, args.steps, args.warmup)

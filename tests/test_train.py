@@ -158,7 +158,8 @@ def test_folder_dataset_rgb_conditional(tmp_path, tiny):
     for cls in ("cats", "dogs"):
         (tmp_path / "pics" / cls).mkdir(parents=True)
         for i in range(30):
-            Image.fromarray(rng.integers(0, 255, (40, 48, 3), dtype=np.uint8)).save(tmp_path / "pics" / cls / f"{i}.png")
+            pixels = rng.integers(0, 255, (40, 48, 3), dtype=np.uint8)
+            Image.fromarray(pixels).save(tmp_path / "pics" / cls / f"{i}.png")
     run = fit(tiny(dataset=f"folder:{tmp_path / 'pics'}", image_size=32, batch_size=20, max_steps=2))
     cfg = json.loads((run / "config.json").read_text())
     assert (cfg["image_size"], cfg["channels"], cfg["num_classes"], cfg["conditional"]) == (32, 3, 2, True)

@@ -34,3 +34,26 @@ def run_cli(*args, cwd=None, env=None, timeout=300):
     full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
     return subprocess.run([sys.executable, "-m", "ganimate.cli", *map(str, args)], capture_output=True,
                           text=True, cwd=cwd, env=full_env, timeout=timeout)
+
+
+def in_ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
+
+
+@pytest.fixture
+def real_data(monkeypatch) -> Path:
+    """$GANIMATE_DATA holding the real MNIST and Fashion-MNIST: missing data fails in CI, skips elsewhere."""
+    root = os.environ.get("GANIMATE_DATA", "")
+    names = ["train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", "t10k-images-idx3-ubyte.gz",
+             "t10k-labels-idx1-ubyte.gz"]
+    if not root:
+        problem = "GANIMATE_DATA is not set"
+    else:
+        missing = [f"{d}/{n}" for d in ("mnist", "fashion-mnist") for n in names if not Path(root, d, n).is_file()]
+        problem = f"missing in GANIMATE_DATA={root}: {', '.join(missing)}" if missing else None
+    if problem:
+        if in_ci():
+            pytest.fail(f"the real datasets are required in CI: {problem}")
+        pytest.skip(problem)
+    monkeypatch.setenv("GANIMATE_DATA", str(Path(root).resolve()))
+    return Path(root)

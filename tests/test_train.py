@@ -174,3 +174,13 @@ def test_bf16_training_runs(tiny):
     state = weights(run)
     assert all(torch.isfinite(v).all() for v in state["G"].values() if v.is_floating_point())
     assert state["G"]["fc.weight"].dtype == torch.float32
+
+
+@pytest.mark.realdata
+def test_eval_every_appends_metrics(tiny, real_data, tmp_path, monkeypatch):
+    monkeypatch.setenv("GANIMATE_CACHE", str(tmp_path / "cache"))
+    run = fit(tiny(dataset="mnist", max_steps=4, eval_every=2, eval_n=500, batch_size=64))
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records] == [2, 4]
+    assert all(r["fd"] > r["fd_floor"] > 0 and 0 <= r["class_acc"] <= 1 for r in records)
+    assert "eval at step 4" in (run / "log.txt").read_text()

@@ -21,6 +21,7 @@ EXAMPLES = """examples:
   ganimate sample runs/mnist --n 100 --seed 7 --out grid.png
   ganimate video runs/mnist
   ganimate interpolate runs/mnist --morph-classes all
+  ganimate evaluate runs/mnist
 """
 
 
@@ -126,8 +127,16 @@ def cmd_interpolate(ns: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_evaluate(ns: argparse.Namespace) -> int:
+    from ganimate.metrics.evaluate import EvaluateConfig, run_evaluate
+
+    run_evaluate(EvaluateConfig(**_given(ns, EvaluateConfig)))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from ganimate.config import SampleConfig, TrainConfig
+    from ganimate.metrics.evaluate import EvaluateConfig
     from ganimate.video import VideoConfig
     from ganimate.walks import InterpolateConfig
 
@@ -154,6 +163,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("interpolate", help="latent walks and class morphs as video")
     add_config_args(p, InterpolateConfig, positional=("run",))
     p.set_defaults(func=cmd_interpolate)
+
+    p = sub.add_parser("evaluate", help="quality metrics of a run: FD, precision/recall, class accuracy, CAS, 1-NN")
+    add_config_args(p, EvaluateConfig, positional=("run",))
+    p.set_defaults(func=cmd_evaluate)
     return parser
 
 

@@ -46,6 +46,8 @@ class TrainConfig:
     log_every: int = option("log line every N batches (the paper's 400)", default=400)
     sample_every: int = option("also save a grid every N steps (0: only per epoch)", default=0)
     checkpoint_every: int = option("also checkpoint every N steps (0: only per epoch)", default=0)
+    eval_every: int = option("append fd and class_acc to RUN/metrics.jsonl every N steps (0: never)", default=0)
+    eval_n: int = option("generated images per --eval-every evaluation", default=2000)
     keep_checkpoints: int = option("how many recent checkpoints to keep", default=3)
     device: str = option("auto | cpu | cuda | cuda:N | mps", default="auto")
     precision: str = option("fp32 | bf16 (bfloat16 autocast; weights and optimizer stay fp32)", default="fp32")
@@ -53,7 +55,7 @@ class TrainConfig:
     progress: bool | None = option("progress bar (default: when the terminal shows it)", default=None)
 
     # Settings a resumed run may change; everything else must match the saved config.
-    RESUMABLE = ("epochs", "max_steps", "log_every", "sample_every", "checkpoint_every",
+    RESUMABLE = ("epochs", "max_steps", "log_every", "sample_every", "checkpoint_every", "eval_every", "eval_n",
                  "keep_checkpoints", "device", "data_dir", "strict", "progress")
 
     def __post_init__(self):
@@ -63,10 +65,10 @@ class TrainConfig:
             raise GanimateError(f"unknown dataset {self.dataset!r}: choose from {', '.join(DATASETS)}")
         if self.arch not in ARCHS:
             raise GanimateError(f"unknown arch {self.arch!r}: choose from {', '.join(ARCHS)}")
-        for name in ("epochs", "batch_size", "z_dim", "g_width", "d_width", "log_every", "keep_checkpoints"):
+        for name in ("epochs", "batch_size", "z_dim", "g_width", "d_width", "log_every", "keep_checkpoints", "eval_n"):
             if getattr(self, name) <= 0:
                 raise GanimateError(f"--{name.replace('_', '-')} must be positive, got {getattr(self, name)}")
-        for name in ("sample_every", "checkpoint_every", "num_classes"):
+        for name in ("sample_every", "checkpoint_every", "eval_every", "num_classes"):
             if getattr(self, name) < 0:
                 raise GanimateError(f"--{name.replace('_', '-')} must be 0 or more, got {getattr(self, name)}")
         if self.max_steps is not None and self.max_steps <= 0:

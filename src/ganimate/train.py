@@ -269,6 +269,7 @@ def fit(cfg: TrainConfig, *, resume: bool = False, overwrite: bool = False) -> P
     if resume:
         _trim_jsonl(run_dir / "stats.jsonl", step)
         _trim_jsonl(run_dir / "samples" / "index.jsonl", step)
+        _trim_jsonl(run_dir / "metrics.jsonl", step)
         log(f"resuming {run_dir} from {ckpt_path.name} (step {step:,})")
     print_config(cfg, log)
     log(
@@ -334,6 +335,18 @@ def fit(cfg: TrainConfig, *, resume: bool = False, overwrite: bool = False) -> P
             keep=cfg.keep_checkpoints,
         )
 
+    def evaluate(G_eval) -> None:
+        from ganimate.metrics.evaluate import quick_eval
+
+        t = time.perf_counter()
+        result = quick_eval(G_eval, cfg.dataset, n=cfg.eval_n, device=str(device), data_dir=cfg.data_dir,
+                            seed=cfg.seed)
+        record = {"step": step, "time_s": round(elapsed + t - t_start, 2), "kind": "train", "n": cfg.eval_n,
+                  **result}
+        _append_jsonl(run_dir / "metrics.jsonl", record)
+        shown = " ".join(f"{k} {v:.4g}" for k, v in result.items() if k in ("fd", "fd_floor", "class_acc"))
+        log(f"eval at step {step:,}: {shown or 'n/a'} ({time.perf_counter() - t:.1f} s)")
+
     stop = {"requested": False}
     previous_handler = None
     if threading.current_thread() is threading.main_thread():
@@ -375,6 +388,9 @@ def fit(cfg: TrainConfig, *, resume: bool = False, overwrite: bool = False) -> P
                     bar.set_postfix(loss_d=f"{means['loss_d']:.3f}", loss_g=f"{means['loss_g']:.3f}",
                                     img_s=f"{rate:,.0f}")
                     interval = _Interval(start=time.perf_counter())
+                if cfg.eval_every and step % cfg.eval_every == 0:
+                    evaluate(sampler)
+                    interval.start = time.perf_counter()
                 if cfg.sample_every and step % cfg.sample_every == 0:
                     save_grid(f"step_{step:06d}.png", "step")
                 if step % spe == 0:

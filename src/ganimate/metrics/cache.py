@@ -52,6 +52,15 @@ def cached_arrays(parts: dict, compute: Callable[[], dict[str, np.ndarray]]) -> 
     return arrays
 
 
+def native_format(dataset: str, image_size: int | None, channels: int | None) -> dict:
+    """{"image_size", "channels"} with None where the value is the dataset's own (so one copy is loaded)."""
+    from ganimate.data import dataset_info
+
+    info = dataset_info(dataset)
+    return {"image_size": None if image_size == info["image_size"] else image_size,
+            "channels": None if channels == info["channels"] else channels}
+
+
 def real_images(
     dataset: str,
     split: str,

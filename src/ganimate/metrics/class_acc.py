@@ -9,7 +9,7 @@ import torch
 
 def class_acc(predicted: torch.Tensor, requested: torch.Tensor, num_classes: int) -> dict:
     """{"class_acc": overall accuracy, "class_acc_per_class": [accuracy of class k, ...]} (NaN for absent classes)."""
-    correct = (predicted.cpu() == requested.cpu()).float()
+    correct = (predicted.cpu() == requested.cpu()).double()
     counts = torch.bincount(requested.cpu(), minlength=num_classes).float()
     hits = torch.bincount(requested.cpu(), weights=correct, minlength=num_classes)
     per_class = (hits / counts).tolist()

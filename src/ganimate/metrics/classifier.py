@@ -92,7 +92,7 @@ def embed(model: SmallCNN, images: torch.Tensor, batch_size: int = 1000) -> tupl
 def accuracy(model: SmallCNN, images: torch.Tensor, labels: torch.Tensor, batch_size: int = 1000) -> float:
     """Fraction of uint8 images the model labels correctly."""
     _, logits = embed(model, images, batch_size)
-    return float((logits.argmax(1) == labels.cpu()).float().mean())
+    return float((logits.argmax(1) == labels.cpu()).double().mean())
 
 
 def random_shift(x: torch.Tensor, max_shift: int, gen: torch.Generator) -> torch.Tensor:
@@ -119,11 +119,12 @@ def random_noise(x: torch.Tensor, max_sigma: float, p: float, gen: torch.Generat
 
 @dataclass(frozen=True)
 class TrainBudget:
-    """A fixed training recipe: AdamW with a one-cycle learning rate, label smoothing, random shifts and
-    (optionally) pixel noise, which keeps the classifier from reading faint background speckle of GAN
-    samples (checkerboard artefacts of transposed convolutions) as ink."""
+    """A fixed training recipe: AdamW with warm-up and cosine decay of the learning rate, label smoothing,
+    random shifts and (optionally) pixel noise, which keeps the classifier from reading faint background
+    speckle of GAN samples (checkerboard artefacts of transposed convolutions) as ink."""
 
     epochs: float = 3.0
+    steps: int | None = None  # if set, a fixed number of optimiser steps instead of epochs
     batch_size: int = 128
     lr: float = 3e-3
     weight_decay: float = 5e-4
@@ -131,6 +132,17 @@ class TrainBudget:
     max_shift: int = 2
     noise: float = 0.0
     noise_p: float = 0.5
+
+
+REFERENCE_BUDGET = TrainBudget(epochs=4.0, noise=48.0)  # scripts/train_reference.py sets epochs per dataset
+
+
+def warmup_cosine(step: int, total: int, warmup: float = 0.25, start: float = 0.04) -> float:
+    """Learning-rate factor: linear warm-up from `start` over the first `warmup` share, then cosine to 0."""
+    ramp = max(1, round(warmup * total))
+    if step < ramp:
+        return start + (1 - start) * step / ramp
+    return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - ramp) / max(1, total - ramp))))
 
 
 def train_classifier(
@@ -143,18 +155,20 @@ def train_classifier(
 ) -> SmallCNN:
     """Train a fresh `SmallCNN` on uint8 images and int64 labels with a fixed budget; returns it in eval mode.
 
-    Fractional epochs are allowed; the run is the same for the same seed, data and thread count.
+    Fractional epochs are allowed; the run is the same for the same seed, data and thread count, and
+    the global RNG is left as it was.
     """
     if len(images) == 0:
         raise GanimateError("cannot train a classifier on zero images")
-    torch.manual_seed(seed)
-    model = SmallCNN(spec)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = SmallCNN(spec)
     gen = torch.Generator().manual_seed(seed)
     n = len(images)
     steps_per_epoch = math.ceil(n / budget.batch_size)
-    total = max(1, round(budget.epochs * steps_per_epoch))
+    total = budget.steps or max(1, round(budget.epochs * steps_per_epoch))
     opt = torch.optim.AdamW(model.parameters(), lr=budget.lr, weight_decay=budget.weight_decay)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=budget.lr, total_steps=total, pct_start=0.25)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: warmup_cosine(s, total))
     model.train()
     step, start = 0, time.perf_counter()
     while step < total:

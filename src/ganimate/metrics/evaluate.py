@@ -20,7 +20,7 @@ from ganimate.config import option
 from ganimate.errors import GanimateError
 from ganimate.metrics import cas as cas_mod
 from ganimate.metrics import classifier as clf
-from ganimate.metrics.cache import real_images
+from ganimate.metrics.cache import native_format, real_images
 from ganimate.metrics.class_acc import class_acc
 from ganimate.metrics.fd import fd, real_features
 from ganimate.metrics.nn1 import nn1, nn1_real_error
@@ -35,12 +35,12 @@ class Context:
 
     dataset: str
     data_dir: str | None
-    images: torch.Tensor  # uint8 (M, C, H, W); the first `n` are used by fd, pr, class_acc and cas
-    labels: torch.Tensor | None
-    n: int
-    num_classes: int
+    num_classes: int  # 0: unconditional generator
     image_size: int
     channels: int
+    n: int
+    images: torch.Tensor | None = None  # uint8 (M, C, H, W); the first n feed fd, pr, class_acc and cas
+    labels: torch.Tensor | None = None
     seed: int = 0
     nn1_sizes: tuple[int, ...] = ()
     device: str = "cpu"
@@ -52,9 +52,12 @@ class Context:
             self._embedded = clf.embed(clf.load_reference(self.dataset, self.device), self.images[: self.n])
         return self._embedded
 
+    def data_format(self) -> dict:
+        """image_size / channels to load real data in the generator's format (None where native)."""
+        return native_format(self.dataset, self.image_size, self.channels)
+
     def test_set(self) -> tuple[torch.Tensor, torch.Tensor]:
-        return real_images(self.dataset, "test", data_dir=self.data_dir, image_size=self.image_size,
-                           channels=self.channels)
+        return real_images(self.dataset, "test", data_dir=self.data_dir, **self.data_format())
 
 
 def _reference_problem(ctx: Context) -> str | None:
@@ -70,7 +73,7 @@ def _reference_problem(ctx: Context) -> str | None:
 
 
 def _conditional_problem(ctx: Context) -> str | None:
-    return None if ctx.labels is not None else "needs a conditional run"
+    return None if ctx.num_classes else "needs a conditional run"
 
 
 def _test_problem(ctx: Context) -> str | None:
@@ -98,7 +101,7 @@ def _run_class_acc(ctx: Context) -> dict:
 def _run_cas(ctx: Context) -> dict:
     test_x, test_y = ctx.test_set()
     n = ctx.n
-    kw = dict(seed=ctx.seed, data_dir=ctx.data_dir, image_size=ctx.image_size, channels=ctx.channels)
+    kw = dict(seed=ctx.seed, data_dir=ctx.data_dir, **ctx.data_format())
     return {
         "cas": cas_mod.cas(ctx.images[:n], ctx.labels[:n], test_x, test_y, ctx.num_classes, ctx.seed),
         "cas_real": cas_mod.cas_real(ctx.dataset, n, ctx.num_classes, **kw),
@@ -109,8 +112,7 @@ def _run_nn1(ctx: Context) -> dict:
     test_x, test_y = ctx.test_set()
 
     def real_error(n: int) -> float:
-        return nn1_real_error(ctx.dataset, n, data_dir=ctx.data_dir, image_size=ctx.image_size,
-                              channels=ctx.channels)
+        return nn1_real_error(ctx.dataset, n, data_dir=ctx.data_dir, **ctx.data_format())
 
     return nn1(ctx.images, ctx.labels, test_x, test_y, list(ctx.nn1_sizes), real_error)
 
@@ -231,32 +233,28 @@ def run_evaluate(cfg: EvaluateConfig, log=None) -> dict:
     device = str(resolve_device(cfg.device))
     G, train_cfg = load_generator(run_dir, str(ckpt), device, ema=True)
     names = cfg.metric_names
-    strict = set(names) != set(METRICS)
-    sizes = cfg.sizes
     ctx = Context(
-        dataset=train_cfg.dataset, data_dir=cfg.data_dir or train_cfg.data_dir, images=torch.empty(0),
-        labels=None, n=cfg.n, num_classes=G.num_classes, image_size=G.image_size, channels=G.channels,
-        seed=cfg.seed, nn1_sizes=sizes, device=device,
+        dataset=train_cfg.dataset, data_dir=cfg.data_dir or train_cfg.data_dir, num_classes=G.num_classes,
+        image_size=G.image_size, channels=G.channels, n=cfg.n, seed=cfg.seed, nn1_sizes=cfg.sizes, device=device,
     )
-    if G.num_classes:
-        ctx.labels = torch.empty(0, dtype=torch.int64)  # marks the run conditional for the checks below
-    wanted = [m for m in names if not METRICS[m].problem(ctx)]
-    if strict:
-        compute_metrics(ctx, [m for m in names if m not in wanted], strict=True)
-    total = max([cfg.n] * any(m != "nn1" for m in wanted) + list(sizes) * ("nn1" in wanted) + [0])
+    strict = set(names) != set(METRICS)
+    applicable = [m for m in names if not METRICS[m].problem(ctx)]
+    if strict and len(applicable) < len(names):
+        compute_metrics(ctx, [m for m in names if m not in applicable], strict=True)
+    counts = [cfg.n for m in applicable if m != "nn1"] + [s for s in cfg.sizes if "nn1" in applicable]
     seconds = {}
-    if total:
+    if counts:
         t = time.perf_counter()
-        labels = sample_labels(total, G.num_classes)
-        ctx.images = _to_nchw(generate(G, total, cfg.seed, labels))
-        ctx.labels = labels
+        ctx.labels = sample_labels(max(counts), G.num_classes)
+        ctx.images = _to_nchw(generate(G, max(counts), cfg.seed, ctx.labels))
         seconds["generate"] = round(time.perf_counter() - t, 2)
     results, na, metric_seconds = compute_metrics(ctx, names, strict=False, log=log)
     seconds.update(metric_seconds)
     seconds["total"] = round(time.perf_counter() - start, 2)
+    now = datetime.datetime.now().astimezone().isoformat(timespec="seconds")
     record = {
-        "step": step, "checkpoint": str(ckpt), "time": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
-        "n": cfg.n, "seed": cfg.seed, "dataset": train_cfg.dataset, **results, "n/a": na, "seconds": seconds,
+        "step": step, "checkpoint": str(ckpt), "time": now, "n": cfg.n, "seed": cfg.seed,
+        "dataset": train_cfg.dataset, **results, "n/a": na, "seconds": seconds,
     }
     with open(run_dir / "metrics.jsonl", "a") as f:
         f.write(json.dumps(record) + "\n")
@@ -286,7 +284,8 @@ def format_table(record: dict, run_dir: Path | str = "") -> str:
         if key.startswith("nn1_error_"):
             n = key.rsplit("_", 1)[1]
             real = r.get(f"nn1_real_error_{n}")
-            rows.append((f"nn1 error @{n}", f"{r[key]:.4f}", "" if real is None else f"real training images {real:.4f}"))
+            ref = "" if real is None else f"fitted on {n} real training images {real:.4f}"
+            rows.append((f"nn1 error @{n}", f"{r[key]:.4f}", ref))
     for name, reason in r.get("n/a", {}).items():
         rows.append((name, "n/a", reason))
     width = max([len(a) for a, _, _ in rows] + [6])
@@ -314,12 +313,11 @@ def quick_eval(G, dataset: str, n: int = 2000, device: str = "cpu", *, data_dir:
     was_training = G.training
     G.eval()
     try:
-        labels = sample_labels(n, G.num_classes)
-        ctx = Context(dataset=dataset, data_dir=data_dir, images=torch.empty(0), labels=labels, n=n,
-                      num_classes=G.num_classes, image_size=G.image_size, channels=G.channels, seed=seed,
-                      device=device)
+        ctx = Context(dataset=dataset, data_dir=data_dir, num_classes=G.num_classes, image_size=G.image_size,
+                      channels=G.channels, n=n, seed=seed, device=device)
         if _reference_problem(ctx) is None:
-            ctx.images = _to_nchw(generate(G, n, seed, labels))
+            ctx.labels = sample_labels(n, G.num_classes)
+            ctx.images = _to_nchw(generate(G, n, seed, ctx.labels))
         results, na, _ = compute_metrics(ctx, ["fd", "class_acc"], strict=False)
     finally:
         G.train(was_training)

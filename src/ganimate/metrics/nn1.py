@@ -41,7 +41,7 @@ def nn1_predict(train_x: torch.Tensor, train_y: torch.Tensor, test_x: torch.Tens
 
 def nn1_error(train_x: torch.Tensor, train_y: torch.Tensor, test_x: torch.Tensor, test_y: torch.Tensor) -> float:
     """Test error of 1-NN fitted on (train_x, train_y)."""
-    return float((nn1_predict(train_x, train_y, test_x) != test_y).float().mean())
+    return float((nn1_predict(train_x, train_y, test_x) != test_y).double().mean())
 
 
 def nn1_real_error(dataset: str, n: int, *, data_dir: str | None = None, image_size: int | None = None,

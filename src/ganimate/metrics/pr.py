@@ -34,6 +34,6 @@ def inside(queries: torch.Tensor, centres: torch.Tensor, radii: torch.Tensor, ch
 def precision_recall(real: torch.Tensor, fake: torch.Tensor, k: int = 3, chunk: int = 1024) -> dict:
     """{"precision", "recall"} of feature sets real (N, D) and fake (M, D)."""
     real, fake = torch.as_tensor(real).float(), torch.as_tensor(fake).float()
-    precision = inside(fake, real, knn_radii(real, k, chunk), chunk).float().mean()
-    recall = inside(real, fake, knn_radii(fake, k, chunk), chunk).float().mean()
+    precision = inside(fake, real, knn_radii(real, k, chunk), chunk).double().mean()
+    recall = inside(real, fake, knn_radii(fake, k, chunk), chunk).double().mean()
     return {"precision": float(precision), "recall": float(recall)}

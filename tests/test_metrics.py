@@ -1,0 +1,341 @@
+"""Evaluation metrics: exact unit checks on synthetic tensors, sanity checks on real MNIST, `evaluate` end to end."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from ganimate.errors import GanimateError
+from ganimate.metrics import cache, classifier, fd
+from ganimate.metrics.class_acc import class_acc
+from ganimate.metrics.classifier import NetSpec, SmallCNN, load_reference, random_noise
+from ganimate.metrics.evaluate import METRICS, EvaluateConfig, format_table, quick_eval, run_evaluate
+from ganimate.metrics.fd import feature_stats, frechet_distance
+from ganimate.metrics.nn1 import nn1_error, nn1_predict
+from ganimate.metrics.pr import knn_radii, precision_recall
+
+
+@pytest.fixture(autouse=True)
+def private_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("GANIMATE_CACHE", str(tmp_path / "cache"))
+    return tmp_path / "cache"
+
+
+# ---------------------------------------------------------------- Fréchet distance
+
+
+def random_cov(d, seed, rank=None):
+    g = torch.Generator().manual_seed(seed)
+    a = torch.randn(d, rank or d, generator=g, dtype=torch.float64)
+    return (a @ a.T / d).numpy()
+
+
+def test_fd_of_identical_gaussians_is_zero():
+    mu, s = np.arange(16.0), random_cov(16, 0)
+    assert frechet_distance(mu, s, mu, s) == pytest.approx(0, abs=1e-8)
+    low_rank = random_cov(16, 1, rank=3)  # singular covariance: no complex parts, still 0
+    assert frechet_distance(mu, low_rank, mu, low_rank) == pytest.approx(0, abs=1e-6)
+
+
+def test_fd_of_shifted_gaussians_is_squared_shift():
+    s = random_cov(32, 2)
+    delta = np.linspace(-1, 1, 32)
+    assert frechet_distance(np.zeros(32), s, delta, s) == pytest.approx((delta**2).sum(), rel=1e-9)
+
+
+def test_fd_matches_scipy_sqrtm_formula():
+    from scipy import linalg
+
+    s1, s2 = random_cov(10, 3), random_cov(10, 4)
+    mu1, mu2 = np.zeros(10), np.ones(10)
+    expected = 10 + np.trace(s1) + np.trace(s2) - 2 * np.trace(linalg.sqrtm(s1 @ s2).real)
+    assert frechet_distance(mu1, s1, mu2, s2) == pytest.approx(expected, rel=1e-8)
+
+
+def test_fd_of_samples_from_one_gaussian_is_small():
+    g = torch.Generator().manual_seed(5)
+    x, y = torch.randn(20000, 8, generator=g), torch.randn(20000, 8, generator=g)
+    assert frechet_distance(*feature_stats(x), *feature_stats(y)) < 0.01
+    assert frechet_distance(*feature_stats(x), *feature_stats(y + 2)) == pytest.approx(32, rel=0.01)
+
+
+# ---------------------------------------------------------------- precision / recall
+
+
+def test_knn_radii_on_a_line():
+    x = torch.tensor([[0.0], [1.0], [2.0], [3.0], [10.0]])
+    assert knn_radii(x, k=1).tolist() == [1, 1, 1, 1, 7]
+    assert knn_radii(x, k=2, chunk=2).tolist() == [2, 1, 1, 2, 8]
+
+
+def test_precision_recall_on_point_clouds():
+    g = torch.Generator().manual_seed(0)
+    real = torch.randn(2000, 2, generator=g)
+    same = precision_recall(real, torch.randn(2000, 2, generator=g), chunk=300)
+    assert same["precision"] > 0.9 and same["recall"] > 0.9
+    far = precision_recall(real, torch.randn(2000, 2, generator=g) + 100)
+    assert far == {"precision": 0.0, "recall": 0.0}
+    collapsed = precision_recall(real, 0.05 * torch.randn(2000, 2, generator=g))  # one mode of the real cloud
+    assert collapsed["precision"] > 0.95 and collapsed["recall"] < 0.1
+
+
+# ---------------------------------------------------------------- 1-NN
+
+
+def test_nn1_on_a_hand_made_set():
+    train = torch.tensor([[0, 0, 0, 0], [255, 255, 0, 0], [0, 0, 255, 255], [255, 255, 0, 0]], dtype=torch.uint8)
+    labels = torch.tensor([0, 1, 2, 3])
+    test = torch.tensor([[1, 0, 0, 2], [200, 255, 10, 0], [0, 10, 250, 250], [128, 128, 0, 0]], dtype=torch.uint8)
+    # the last query is nearer to rows 1 and 3 (a tie) than to row 0: the lower index wins
+    assert nn1_predict(train, labels, test).tolist() == [0, 1, 2, 1]
+    assert nn1_error(train, labels, test, torch.tensor([0, 1, 2, 3])) == 0.25
+
+
+def test_nn1_is_exact_where_float32_distances_tie():
+    # |a - b|^2 is 783 * 255^2 + 1 and 783 * 255^2: float32 (spacing 4 there) cannot tell them apart
+    a = torch.full((1, 28 * 28), 255, dtype=torch.uint8)
+    b = torch.zeros(2, 28 * 28, dtype=torch.uint8)
+    b[0, 0], b[1, 0] = 254, 255
+    assert nn1_predict(b, torch.tensor([7, 9]), a).tolist() == [9]
+
+
+def test_nn1_matches_brute_force_on_large_images():
+    g = torch.Generator().manual_seed(0)
+    train = torch.randint(0, 256, (300, 3, 32, 32), generator=g, dtype=torch.uint8)  # 3072 pixels: 3 blocks
+    test = torch.randint(0, 256, (50, 3, 32, 32), generator=g, dtype=torch.uint8)
+    test[:10] = train[100:110]
+    labels = torch.arange(300)
+    d = torch.cdist(test.flatten(1).double(), train.flatten(1).double())
+    assert torch.equal(nn1_predict(train, labels, test, chunk=7), labels[d.argmin(1)])
+
+
+# ---------------------------------------------------------------- class accuracy, classifier
+
+
+def test_class_acc_overall_and_per_class():
+    out = class_acc(torch.tensor([0, 1, 1, 2, 0, 2]), torch.tensor([0, 1, 2, 2, 0, 0]), 4)
+    assert out["class_acc"] == pytest.approx(4 / 6)
+    per_class = out["class_acc_per_class"]
+    assert per_class[:3] == pytest.approx([2 / 3, 1, 1 / 2]) and np.isnan(per_class[3])
+
+
+@pytest.mark.parametrize("name", ["mnist", "fashion-mnist"])
+def test_shipped_reference_classifiers(name):
+    weights, info_path = classifier.reference_paths(name)
+    info = json.loads(info_path.read_text())
+    assert weights.stat().st_size < 2_000_000 and classifier.sha256_file(weights) == info["sha256"]
+    assert info["test_accuracy"] >= info["target_accuracy"]
+    for key in ("seed", "epochs", "command", "train_seconds", "torch"):
+        assert key in info
+    model = load_reference(name)
+    assert not model.training and load_reference(name) is model
+    feats, logits = classifier.embed(model, torch.zeros(3, 1, 28, 28, dtype=torch.uint8))
+    assert feats.shape == (3, 128) and logits.shape == (3, 10) and (feats >= 0).all()
+
+
+@pytest.mark.parametrize("name", ["cifar10", "synthetic", "folder:/tmp/pics"])
+def test_no_reference_classifier(name):
+    with pytest.raises(GanimateError, match=f"^no reference classifier for {name};"):
+        load_reference(name)
+
+
+def test_classifier_refuses_float_images():
+    with pytest.raises(TypeError, match="uint8"):
+        SmallCNN(NetSpec())(torch.rand(2, 1, 28, 28))
+
+
+def test_random_noise_keeps_uint8_and_spares_a_share():
+    x = torch.full((400, 1, 8, 8), 100, dtype=torch.uint8)
+    y = random_noise(x, 40, 0.5, torch.Generator().manual_seed(0))
+    changed = (y != x).flatten(1).any(1).float().mean()
+    assert y.dtype == torch.uint8 and 0.35 < changed < 0.65
+
+
+# ---------------------------------------------------------------- stats cache
+
+
+def test_stats_cache_hit_and_key(monkeypatch, private_cache):
+    calls = []
+    real_embed = fd.embed
+
+    def counting_embed(model, images, *a, **kw):
+        calls.append(len(images))
+        return real_embed(model, images, *a, **kw)
+
+    images = torch.randint(0, 256, (300, 1, 28, 28), generator=torch.Generator().manual_seed(0), dtype=torch.uint8)
+    monkeypatch.setattr(fd, "embed", counting_embed)
+    monkeypatch.setattr(fd, "real_images", lambda dataset, split, n, data_dir=None: (images[:n], None))
+    first = fd.real_features("mnist", "test", 200)
+    again = fd.real_features("mnist", "test", 200)
+    assert calls == [200] and np.array_equal(first["sigma"], again["sigma"]) and first["features"].shape == (200, 128)
+    fd.real_features("mnist", "test", 100)
+    assert calls == [200, 100]
+    files = sorted(p.name for p in (private_cache / "stats").iterdir())
+    assert len(files) == 2 and all(f.endswith(".npz") and not f.startswith(".") for f in files)
+    sha = classifier.reference_info("mnist")["sha256"]
+    key = dict(kind="features", dataset="mnist", split="test", classifier=sha)
+    assert cache.cache_key(n=200, **key) != cache.cache_key(n=100, **key)
+    assert cache.cache_key(n=200, **key) != cache.cache_key(n=200, **{**key, "classifier": "0" * 64})
+
+
+# ---------------------------------------------------------------- evaluate on a tiny synthetic run
+
+
+@pytest.fixture(scope="module")
+def tiny_runs(tmp_path_factory):
+    from conftest import tiny_config
+
+    from ganimate.train import fit
+
+    root = tmp_path_factory.mktemp("evaluate")
+    fit(tiny_config(root, out=str(root / "cond"), max_steps=3))
+    fit(tiny_config(root, out=str(root / "uncond"), max_steps=3, conditional=False))
+    return root
+
+
+def test_evaluate_config_validation():
+    for kw, message in [
+        (dict(run=""), "evaluate needs a run folder"),
+        (dict(run="r", metrics="fd,bleu"), "unknown metric bleu"),
+        (dict(run="r", n=1), "--n must be at least 2"),
+        (dict(run="r", nn1_sizes="10,x"), "--nn1-sizes must be a comma list"),
+        (dict(run="r", nn1_sizes="0"), "--nn1-sizes must be a comma list"),
+    ]:
+        with pytest.raises(GanimateError, match=message):
+            EvaluateConfig(**kw)
+    assert EvaluateConfig(run="r", metrics="all").metric_names == list(METRICS)
+    assert EvaluateConfig(run="r", nn1_sizes="5, 7").sizes == (5, 7)
+
+
+@pytest.fixture
+def quick_cas(monkeypatch):
+    from ganimate.metrics import cas
+
+    monkeypatch.setattr(cas, "CAS_BUDGET", classifier.TrainBudget(steps=40))
+
+
+def test_evaluate_synthetic_conditional_run(tiny_runs, quick_cas, capsys):
+    run = tiny_runs / "cond"
+    record = run_evaluate(EvaluateConfig(run=str(run), n=200, nn1_sizes="100,200", json=True))
+    assert set(record["n/a"]) == {"fd", "pr", "class_acc"}
+    assert record["n/a"]["fd"] == "no reference classifier for synthetic"
+    for key in ("cas", "cas_real", "nn1_error_100", "nn1_error_200", "nn1_real_error_100", "nn1_real_error_200"):
+        assert 0 <= record[key] <= 1
+    assert record["cas_real"] > 0.5 and record["nn1_real_error_200"] < 0.5  # bars at 10 angles: easy
+    assert record["step"] == 3 and record["checkpoint"].endswith("step_000003.pt")
+    assert json.loads(capsys.readouterr().out) == record
+    lines = (run / "metrics.jsonl").read_text().splitlines()
+    assert json.loads(lines[-1]) == record
+    table = format_table(record, run)
+    assert "nn1 error @200" in table and "class_acc" in table and "n/a" in table
+
+
+def test_evaluate_unconditional_run(tiny_runs, capsys):
+    run = tiny_runs / "uncond"
+    record = run_evaluate(EvaluateConfig(run=str(run), n=50))
+    assert set(record["n/a"]) == set(METRICS)
+    assert record["n/a"]["class_acc"] == "needs a conditional run"
+    assert "class_acc" in capsys.readouterr().out
+    with pytest.raises(GanimateError, match="^class_acc needs a conditional run$"):
+        run_evaluate(EvaluateConfig(run=str(run), metrics="class_acc", n=50))
+    with pytest.raises(GanimateError, match="^fd: no reference classifier for synthetic$"):
+        run_evaluate(EvaluateConfig(run=str(tiny_runs / "cond"), metrics="fd,nn1", n=50))
+
+
+def test_evaluate_needs_a_checkpoint(tmp_path):
+    with pytest.raises(GanimateError, match="does not exist"):
+        run_evaluate(EvaluateConfig(run=str(tmp_path / "nothing")))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(GanimateError, match="has no checkpoint"):
+        run_evaluate(EvaluateConfig(run=str(tmp_path / "empty")))
+
+
+# ---------------------------------------------------------------- real data
+
+
+N = 2000
+
+
+@pytest.mark.realdata
+@pytest.mark.parametrize("name", ["mnist", "fashion-mnist"])
+def test_reference_accuracy_on_real_test_set(real_data, name):
+    x, y = cache.real_images(name, "test")
+    acc = classifier.accuracy(load_reference(name), x, y)
+    assert acc >= {"mnist": 0.993, "fashion-mnist": 0.92}[name]
+    assert acc == pytest.approx(classifier.reference_info(name)["test_accuracy"], abs=1e-4)
+
+
+@pytest.mark.realdata
+def test_real_fd_small_and_growing_with_noise(real_data):
+    """FD rises steadily with visible noise; faint noise (sigma <= 16 grey levels) is deliberately ignored,
+    as the reference classifier is trained not to read the faint speckle of GAN samples as ink."""
+    model = load_reference("mnist")
+    train = fd.real_features("mnist", "train", N)
+    test_x, _ = cache.real_images("mnist", "test", N)
+
+    def fd_with_noise(sigma):
+        g = torch.Generator().manual_seed(0)
+        noisy = (test_x.float() + sigma * torch.randn(test_x.shape, generator=g)).round().clamp(0, 255).byte()
+        return frechet_distance(train["mu"], train["sigma"], *feature_stats(classifier.embed(model, noisy)[0]))
+
+    floor = fd_with_noise(0)
+    values = [floor] + [fd_with_noise(s) for s in (48, 64, 96, 128)]
+    assert floor < 5, values
+    assert all(a < b for a, b in zip(values, values[1:], strict=False)), values
+    assert values[-1] > 50 * floor, values
+    assert fd_with_noise(16) == pytest.approx(floor, rel=0.25)
+
+
+@pytest.mark.realdata
+def test_real_precision_recall_high(real_data):
+    test = fd.real_features("mnist", "test", N)["features"]
+    train = fd.real_features("mnist", "train", N)["features"]
+    out = precision_recall(torch.from_numpy(train), torch.from_numpy(test))
+    assert out["precision"] > 0.6 and out["recall"] > 0.6, out
+
+
+@pytest.mark.realdata
+def test_real_nn1_error_band(real_data):
+    train_x, train_y = cache.real_images("mnist", "train", 10000)
+    test_x, test_y = cache.real_images("mnist", "test")
+    assert 0.02 < nn1_error(train_x, train_y, test_x, test_y) < 0.06
+
+
+def save_untrained_run(root: Path, **overrides) -> Path:
+    from ganimate.checkpoint import save_checkpoint
+    from ganimate.config import TrainConfig
+    from ganimate.models import build_models
+
+    cfg = TrainConfig(dataset="mnist", out=str(root), conditional=True, num_classes=10, image_size=28, channels=1,
+                      z_dim=16, g_width=32, device="cpu", **overrides)
+    torch.manual_seed(0)
+    G, _ = build_models(cfg)
+    root.mkdir(parents=True)
+    (root / "config.json").write_text(json.dumps(cfg.to_dict()))
+    save_checkpoint({"step": 5, "config": cfg.to_dict(), "G": G.state_dict(), "G_ema": None}, root, 5)
+    return root
+
+
+@pytest.mark.realdata
+def test_evaluate_and_quick_eval_on_mnist(real_data, quick_cas, tmp_path, capsys):
+    run = save_untrained_run(tmp_path / "run")
+    record = run_evaluate(EvaluateConfig(run=str(run), n=300, nn1_sizes="300"))
+    assert record["n/a"] == {}
+    assert record["fd"] > 10 * record["fd_floor"] and record["fd_real_n"] == 300
+    assert record["class_acc_reference"] >= 0.993 and len(record["class_acc_per_class"]) == 10
+    assert 0 <= record["precision"] <= 1 and 0 <= record["recall"] <= 1
+    assert record["cas_real"] > record["cas"] and record["nn1_real_error_300"] < record["nn1_error_300"]
+    out = capsys.readouterr().out
+    assert "real-vs-real floor" in out and "nn1 error @300" in out
+
+    from ganimate.checkpoint import load_generator
+
+    G, _ = load_generator(run)
+    G.train()
+    before = torch.get_rng_state()
+    quick = quick_eval(G, "mnist", n=300)
+    assert G.training and torch.equal(before, torch.get_rng_state())
+    assert set(quick) == {"fd", "fd_floor", "fd_real_n", "class_acc", "class_acc_per_class", "class_acc_reference"}
+    assert quick["fd"] == pytest.approx(record["fd"]) and quick["class_acc"] == record["class_acc"]

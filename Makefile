@@ -16,11 +16,13 @@ $(STAMP): pyproject.toml
 
 demo: $(STAMP)
 	@start=$$(date +%s); \
-	$(BIN)/ganimate train --dataset mnist --conditional --arch paper --epochs 2 --batch-size 128 \
+	$(BIN)/ganimate train --dataset mnist --conditional --arch paper --epochs 2 \
 		--sample-every 50 --out $(DEMO_RUN) --overwrite && \
 	$(BIN)/ganimate video $(DEMO_RUN) --source all --fps 8 && \
 	$(BIN)/ganimate interpolate $(DEMO_RUN) --morph-classes all --grid 2x5 --frames-per-transition 16 && \
-	echo "demo finished in $$(( $$(date +%s) - start )) s; run folder $(DEMO_RUN): reals.png, samples/, checkpoints/, videos/"
+	$(BIN)/ganimate evaluate $(DEMO_RUN) && \
+	echo "demo finished in $$(( $$(date +%s) - start )) s; run folder $(DEMO_RUN): reals.png, samples/," \
+		"checkpoints/, videos/training.mp4, videos/training.gif, videos/morph.mp4, metrics.jsonl"
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

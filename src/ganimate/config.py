@@ -50,7 +50,8 @@ class TrainConfig:
     eval_n: int = option("generated images per --eval-every evaluation", default=2000)
     keep_checkpoints: int = option("how many recent checkpoints to keep", default=3)
     device: str = option("auto | cpu | cuda | cuda:N | mps", default="auto")
-    precision: str = option("fp32 | bf16 (bfloat16 autocast; weights and optimizer stay fp32)", default="fp32")
+    precision: str = option("auto | fp32 | bf16 (bfloat16 autocast; weights stay fp32). auto: bf16 where the "
+                            "CPU or GPU computes it natively, else fp32", default="auto")
     strict: bool = option("error on unreadable image files instead of skipping them", default=False)
     progress: bool | None = option("progress bar (default: when the terminal shows it)", default=None)
 
@@ -78,8 +79,8 @@ class TrainConfig:
                 raise GanimateError(f"--{name.replace('_', '-')} must be positive, got {getattr(self, name)}")
         if not (0 <= self.beta1 < 1 and 0 <= self.beta2 < 1 and 0 <= self.ema_decay < 1):
             raise GanimateError("--beta1, --beta2 and --ema-decay must lie in [0, 1)")
-        if self.precision not in ("fp32", "bf16"):
-            raise GanimateError(f"--precision must be fp32 or bf16, got {self.precision!r}")
+        if self.precision not in ("auto", "fp32", "bf16"):
+            raise GanimateError(f"--precision must be auto, fp32 or bf16, got {self.precision!r}")
         if self.channels not in (None, 1, 3):
             raise GanimateError(f"--channels must be 1 or 3, got {self.channels}")
         if self.image_size is not None:

@@ -5,6 +5,12 @@ TORCH ?= torch==2.13.0
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.ganimate-installed
 DEMO_RUN ?= runs/demo
+# On the project's machines the datasets lie in ../shared/datasets; elsewhere MNIST is downloaded.
+ifeq ($(origin GANIMATE_DATA),undefined)
+ifneq ($(wildcard ../shared/datasets/mnist),)
+export GANIMATE_DATA := $(abspath ../shared/datasets)
+endif
+endif
 
 .PHONY: demo test lint bench clean
 

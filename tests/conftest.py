@@ -9,6 +9,7 @@ import torch
 
 torch.set_num_threads(2)
 REPO = Path(__file__).resolve().parents[1]
+REAL_DATA = os.environ.get("GANIMATE_DATA", "")  # read before any test fixture edits the environment
 
 
 def tiny_config(tmp_path, **overrides):
@@ -43,7 +44,7 @@ def in_ci() -> bool:
 @pytest.fixture
 def real_data(monkeypatch) -> Path:
     """$GANIMATE_DATA holding the real MNIST and Fashion-MNIST: missing data fails in CI, skips elsewhere."""
-    root = os.environ.get("GANIMATE_DATA", "")
+    root = REAL_DATA
     names = ["train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", "t10k-images-idx3-ubyte.gz",
              "t10k-labels-idx1-ubyte.gz"]
     if not root:

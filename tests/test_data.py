@@ -25,7 +25,6 @@ from ganimate.data import ImageDataset, dataset_info, download, load_dataset, mn
 from ganimate.data.idx import IMAGES_MAGIC, LABELS_MAGIC, read_idx_pair
 from ganimate.errors import DataError
 
-REAL_DATA = os.environ.get("GANIMATE_DATA")
 UNREACHABLE = "http://127.0.0.1:1/"
 FASHION_CLASSES = [
     "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
@@ -335,28 +334,6 @@ def test_download_unreachable_mirror_hints_where_to_put_files(tmp_path):
 
 
 # ---------------------------------------------------------------- real data
-
-
-def in_ci() -> bool:
-    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
-
-
-@pytest.fixture
-def real_data(monkeypatch) -> Path:
-    """$GANIMATE_DATA with the real files; missing data fails in CI and skips elsewhere."""
-    files = mnist.filenames("train") + mnist.filenames("test")
-    if not REAL_DATA:
-        problem = "GANIMATE_DATA is not set"
-    else:
-        wanted = [f"{n}/{f}" for n in ("mnist", "fashion-mnist") for f in files]
-        missing = [w for w in wanted if not Path(REAL_DATA, w).is_file()]
-        problem = f"missing in GANIMATE_DATA={REAL_DATA}: {', '.join(missing)}" if missing else None
-    if problem:
-        if in_ci():
-            pytest.fail(f"the real datasets are required in CI: {problem}")
-        pytest.skip(problem)
-    monkeypatch.setenv("GANIMATE_DATA", REAL_DATA)
-    return Path(REAL_DATA)
 
 
 MNIST_COUNTS = {

@@ -184,3 +184,27 @@ def test_eval_every_appends_metrics(tiny, real_data, tmp_path, monkeypatch):
     assert [r["step"] for r in records] == [2, 4]
     assert all(r["fd"] > r["fd_floor"] > 0 and 0 <= r["class_acc"] <= 1 for r in records)
     assert "eval at step 4" in (run / "log.txt").read_text()
+
+
+def test_ctrl_c_saves_a_checkpoint_and_resume_finishes(tmp_path):
+    import subprocess
+    import sys
+
+    run = tmp_path / "run"
+    args = ["train", "--dataset", "synthetic", "--z-dim", "16", "--g-width", "32", "--d-width", "8",
+            "--batch-size", "50", "--max-steps", "100000", "--epochs", "5000", "--log-every", "1",
+            "--device", "cpu", "--out", str(run)]
+    proc = subprocess.Popen([sys.executable, "-m", "ganimate.cli", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and not (run / "stats.jsonl").exists():
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "interrupted at step" in out and "Traceback" not in err
+    step = load_checkpoint(list_checkpoints(run)[-1])["step"]
+    assert 0 < step < 100000 and (run / "samples" / f"step_{step:06d}.png").is_file()
+    result = run_cli("train", "--out", run, "--resume", "--max-steps", str(step + 2))
+    assert result.returncode == 0, result.stderr
+    assert load_checkpoint(list_checkpoints(run)[-1])["step"] == step + 2

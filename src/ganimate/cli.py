@@ -102,36 +102,15 @@ def cmd_train(ns: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_sample(ns: argparse.Namespace) -> int:
-    from ganimate.config import SampleConfig
-    from ganimate.sample import run_sample
+def run_command(cls, function):
+    """A subcommand that builds `cls` from the given options and prints the paths `function` returns."""
 
-    for path in run_sample(SampleConfig(**_given(ns, SampleConfig))):
-        print(path)
-    return 0
+    def command(ns: argparse.Namespace) -> int:
+        for path in function(cls(**_given(ns, cls))) or []:
+            print(path)
+        return 0
 
-
-def cmd_video(ns: argparse.Namespace) -> int:
-    from ganimate.video import VideoConfig, make_timelapse
-
-    for path in make_timelapse(VideoConfig(**_given(ns, VideoConfig))):
-        print(path)
-    return 0
-
-
-def cmd_interpolate(ns: argparse.Namespace) -> int:
-    from ganimate.walks import InterpolateConfig, run_interpolate
-
-    for path in run_interpolate(InterpolateConfig(**_given(ns, InterpolateConfig))):
-        print(path)
-    return 0
-
-
-def cmd_evaluate(ns: argparse.Namespace) -> int:
-    from ganimate.metrics.evaluate import EvaluateConfig, run_evaluate
-
-    run_evaluate(EvaluateConfig(**_given(ns, EvaluateConfig)))
-    return 0
+    return command
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -152,21 +131,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dry-run", action="store_true", help="print the config and model sizes, write nothing")
     p.set_defaults(func=cmd_train)
 
-    p = sub.add_parser("sample", help="draw images from a run's generator")
-    add_config_args(p, SampleConfig, positional=("run",))
-    p.set_defaults(func=cmd_sample)
+    from ganimate.metrics.evaluate import run_evaluate
+    from ganimate.sample import run_sample
+    from ganimate.video import make_timelapse
+    from ganimate.walks import run_interpolate
 
-    p = sub.add_parser("video", help="timelapse video of a run's sample grids (MP4 / GIF)")
-    add_config_args(p, VideoConfig, positional=("run",))
-    p.set_defaults(func=cmd_video)
-
-    p = sub.add_parser("interpolate", help="latent walks and class morphs as video")
-    add_config_args(p, InterpolateConfig, positional=("run",))
-    p.set_defaults(func=cmd_interpolate)
-
-    p = sub.add_parser("evaluate", help="quality metrics of a run: FD, precision/recall, class accuracy, CAS, 1-NN")
-    add_config_args(p, EvaluateConfig, positional=("run",))
-    p.set_defaults(func=cmd_evaluate)
+    for name, help_, cls, function in (
+        ("sample", "draw images from a run's generator", SampleConfig, run_sample),
+        ("video", "timelapse video of a run's sample grids (MP4 / GIF)", VideoConfig, make_timelapse),
+        ("interpolate", "latent walks and class morphs as video", InterpolateConfig, run_interpolate),
+        ("evaluate", "quality metrics of a run: FD, precision/recall, class accuracy, CAS, 1-NN", EvaluateConfig,
+         lambda cfg: run_evaluate(cfg) and None),
+    ):
+        p = sub.add_parser(name, help=help_)
+        add_config_args(p, cls, positional=("run",))
+        p.set_defaults(func=run_command(cls, function))
     return parser
 
 

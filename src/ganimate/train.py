@@ -358,7 +358,7 @@ def fit(cfg: TrainConfig, *, resume: bool = False, overwrite: bool = False) -> P
         result = quick_eval(G_eval, cfg.dataset, n=cfg.eval_n, device=str(device), data_dir=cfg.data_dir,
                             seed=cfg.seed)
         record = {"step": step, "time_s": round(elapsed + t - t_start, 2), "kind": "train", "n": cfg.eval_n,
-                  **result}
+                  "eval_s": round(time.perf_counter() - t, 2), **result}
         _append_jsonl(run_dir / "metrics.jsonl", record)
         shown = " ".join(f"{k} {v:.4g}" for k, v in result.items() if k in ("fd", "fd_floor", "class_acc"))
         log(f"eval at step {step:,}: {shown or 'n/a'} ({time.perf_counter() - t:.1f} s)")

@@ -208,3 +208,14 @@ def test_ctrl_c_saves_a_checkpoint_and_resume_finishes(tmp_path):
     result = run_cli("train", "--out", run, "--resume", "--max-steps", str(step + 2))
     assert result.returncode == 0, result.stderr
     assert load_checkpoint(list_checkpoints(run)[-1])["step"] == step + 2
+
+
+def test_resume_refuses_a_finished_run_and_a_mismatched_checkpoint(tiny):
+    run = fit(tiny(max_steps=2))
+    with pytest.raises(GanimateError, match="already at step 2"):
+        fit(resume_config(run, {}), resume=True)
+    config = json.loads((run / "config.json").read_text())
+    config["g_width"] = 64  # the checkpoint's weights no longer fit
+    (run / "config.json").write_text(json.dumps(config))
+    with pytest.raises(GanimateError, match="does not fit"):
+        fit(resume_config(run, {"max_steps": 4}), resume=True)

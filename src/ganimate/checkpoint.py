@@ -93,6 +93,10 @@ def load_generator(run_dir: str | Path, checkpoint: str | None = None, device: s
     state = load_checkpoint(resolve_checkpoint(run_dir, checkpoint))
     cfg = TrainConfig.from_dict(state["config"])
     G, _ = build_models(cfg)
-    weights = state["G_ema"] if ema and state.get("G_ema") is not None else state["G"]
-    G.load_state_dict(weights)
+    weights = state["G_ema"] if ema and state.get("G_ema") is not None else state.get("G")
+    try:
+        G.load_state_dict(weights)
+    except (RuntimeError, TypeError) as e:
+        reason = str(e).splitlines()[0][:100]
+        raise GanimateError(f"checkpoint of {run_dir} does not fit its config ({reason})") from None
     return G.to(device).eval(), cfg

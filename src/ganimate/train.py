@@ -265,17 +265,24 @@ def fit(cfg: TrainConfig, *, resume: bool = False, overwrite: bool = False) -> P
     noise = torch.Generator().manual_seed(cfg.seed + 1)
     step, elapsed = 0, 0.0
     if state is not None:
-        G.load_state_dict(state["G"])
-        D.load_state_dict(state["D"])
-        if G_ema is not None:
-            G_ema.load_state_dict(state["G_ema"])
-        opt_G.load_state_dict(state["opt_G"])
-        opt_D.load_state_dict(state["opt_D"])
-        noise.set_state(state["rng"]["noise"])
-        torch.set_rng_state(state["rng"]["torch"])
+        try:
+            G.load_state_dict(state["G"])
+            D.load_state_dict(state["D"])
+            if G_ema is not None:
+                G_ema.load_state_dict(state["G_ema"])
+            opt_G.load_state_dict(state["opt_G"])
+            opt_D.load_state_dict(state["opt_D"])
+            noise.set_state(state["rng"]["noise"])
+            torch.set_rng_state(state["rng"]["torch"])
+            step, elapsed = state["step"], state.get("elapsed_s", 0.0)
+        except (RuntimeError, KeyError, TypeError, ValueError) as e:
+            reason = str(e).splitlines()[0][:100]
+            raise GanimateError(f"{ckpt_path} does not fit the run's config.json ({reason})") from None
         if device.type == "cuda" and state["rng"].get("cuda") is not None:
             torch.cuda.set_rng_state_all(state["rng"]["cuda"])
-        step, elapsed = state["step"], state.get("elapsed_s", 0.0)
+        if step >= total:
+            raise GanimateError(f"{run_dir} is already at step {step:,} of {total:,}: "
+                                f"raise --epochs or --max-steps to train on")
 
     prepare_run_dir(run_dir, resume=resume, overwrite=overwrite)
     (run_dir / "samples").mkdir(parents=True, exist_ok=True)

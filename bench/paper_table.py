@@ -79,8 +79,8 @@ they show where a short run stands, not the paper's end point.
 {chr(10).join(lines)}
 
 - **1-NN error**: a 1-nearest-neighbour classifier on raw pixels fitted on N generated labelled
-  samples (or N real training images, the "real training data" row), error on the 10,000 MNIST
-  test images. The paper's reference: {PAPER_1NN}.
+  samples (or N real training images, the "real training data" row), error on the dataset's
+  10,000 test images. The paper's reference: {PAPER_1NN}.
 - **FD**: Fréchet distance between features of ganimate's reference classifier for {args.n:,}
   generated and real test images; the floor is the same for {args.n:,} real training images.
 - **class acc**: the reference classifier's accuracy on generated samples of the requested class

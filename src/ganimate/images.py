@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import tempfile
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -40,28 +42,49 @@ def to_pil(array: np.ndarray) -> Image.Image:
     return Image.fromarray(array)
 
 
-def atomic_write(path: str | Path, write) -> Path:
-    """Call write(tmp_path) on a temporary file beside `path`, then rename it into place.
+@contextlib.contextmanager
+def atomic_paths(paths: Sequence[str | Path]) -> Iterator[list[Path]]:
+    """Temporary files beside each of `paths`, renamed into place together when the block succeeds.
 
-    Readers never see a half-written file under the final name; on failure the
-    temporary file is removed and `path` is untouched.
+    Readers never see a half-written file under a final name; on failure every temporary file is
+    removed and the final paths are untouched.
     """
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.tmp.", suffix=path.suffix)
-    os.close(fd)
+    temps: list[Path] = []
     try:
-        write(Path(tmp))
+        for path in map(Path, paths):
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.tmp.", suffix=path.suffix)
+            os.close(fd)
+            temps.append(Path(tmp))
+        yield temps
         umask = os.umask(0)
         os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the file ordinary permissions
-        os.replace(tmp, path)
+        for tmp, path in zip(temps, paths, strict=True):
+            os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the file ordinary permissions
+            os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        for tmp in temps:
+            tmp.unlink(missing_ok=True)
         raise
-    return path
+
+
+def atomic_write(path: str | Path, write) -> Path:
+    """Call write(tmp_path) on a temporary file beside `path`, then rename it into place."""
+    with atomic_paths([path]) as (tmp,):
+        write(tmp)
+    return Path(path)
 
 
 def save_png(array: np.ndarray, path: str | Path) -> Path:
     """Write a (H, W, C) uint8 array as PNG atomically."""
     img = to_pil(array)
     return atomic_write(path, lambda tmp: img.save(tmp, format="PNG"))
+
+
+def save_npz(path: str | Path, **arrays: np.ndarray) -> Path:
+    """Write arrays as an uncompressed .npz atomically."""
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as f:
+            np.savez(f, **arrays)
+
+    return atomic_write(path, write)

@@ -11,7 +11,7 @@ import torch
 from ganimate.checkpoint import load_generator
 from ganimate.config import SampleConfig
 from ganimate.errors import GanimateError
-from ganimate.images import atomic_write, make_grid, save_png, to_uint8
+from ganimate.images import make_grid, save_npz, save_png, to_uint8
 
 
 def latents(n: int, z_dim: int, seed: int) -> torch.Tensor:
@@ -83,10 +83,5 @@ def run_sample(cfg: SampleConfig) -> list[Path]:
         path = Path(cfg.npz)
         if path.suffix != ".npz":
             raise GanimateError(f"--npz {path}: the file name must end in .npz")
-
-        def write(tmp: Path) -> None:
-            with open(tmp, "wb") as f:
-                np.savez(f, **arrays)
-
-        written.append(atomic_write(path, write))
+        written.append(save_npz(path, **arrays))
     return written

@@ -13,7 +13,6 @@ import json
 import math
 import os
 import re
-import tempfile
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +22,7 @@ from PIL import GifImagePlugin, Image, ImageDraw, ImageFont
 
 from ganimate.config import option
 from ganimate.errors import GanimateError
+from ganimate.images import atomic_paths
 
 VIDEO_EXTENSIONS = (".mp4", ".gif")
 FORMATS = ("mp4", "gif", "both")
@@ -246,40 +246,23 @@ def write_videos(
         raise GanimateError(f"no frames to write to {paths[0]}")
     first = _normalize(first, 0)
 
-    umask = os.umask(0)
-    os.umask(umask)
-    temps: list[Path] = []
-    try:
-        with contextlib.ExitStack() as stack:
-            writers = []
-            for path in paths:
-                fd, name = tempfile.mkstemp(
-                    dir=path.parent, prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}"
-                )
-                os.close(fd)
-                tmp = Path(name)
-                temps.append(tmp)
-                os.chmod(tmp, 0o666 & ~umask)
-                writer = _Mp4Writer(tmp, fps) if path.suffix.lower() == ".mp4" else _GifWriter(tmp, fps)
-                stack.callback(writer.close)
-                writers.append(writer)
-
-            count, last = 0, first
-            for frame in _same_size(first, it):
-                for writer in writers:
-                    writer.append(frame)
-                count += 1
-                last = frame
-            for _ in range(int(hold)):
-                for writer in writers:
-                    writer.append(last)
-                count += 1
-        for tmp, path in zip(temps, paths, strict=True):
-            os.replace(tmp, path)
-    except BaseException:
+    with atomic_paths(paths) as temps, contextlib.ExitStack() as stack:  # writers close before the rename
+        writers = []
         for tmp in temps:
-            tmp.unlink(missing_ok=True)
-        raise
+            writer = _Mp4Writer(tmp, fps) if tmp.suffix.lower() == ".mp4" else _GifWriter(tmp, fps)
+            stack.callback(writer.close)
+            writers.append(writer)
+
+        count, last = 0, first
+        for frame in _same_size(first, it):
+            for writer in writers:
+                writer.append(frame)
+            count += 1
+            last = frame
+        for _ in range(int(hold)):
+            for writer in writers:
+                writer.append(last)
+            count += 1
     return count
 
 

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from ganimate.data.download import cache_root
-from ganimate.images import atomic_write
+from ganimate.images import save_npz
 
 FORMAT = 1
 _DATA: dict[tuple, tuple[torch.Tensor, torch.Tensor | None]] = {}
@@ -43,12 +43,7 @@ def cached_arrays(parts: dict, compute: Callable[[], dict[str, np.ndarray]]) -> 
             pass
     arrays = compute()
     path.parent.mkdir(parents=True, exist_ok=True)
-
-    def write(tmp: Path) -> None:
-        with open(tmp, "wb") as f:
-            np.savez(f, **arrays)
-
-    atomic_write(path, write)
+    save_npz(path, **arrays)
     return arrays
 
 

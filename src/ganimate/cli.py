@@ -146,6 +146,10 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_)
         add_config_args(p, cls, positional=("run",))
         p.set_defaults(func=run_command(cls, function))
+
+    # Command groups that live beside their code (image restoration, video from images).
+    # restore-commands-hook
+    # clip-commands-hook
     return parser
 
 

@@ -148,7 +148,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(func=run_command(cls, function))
 
     # Command groups that live beside their code (image restoration, video from images).
-    # restore-commands-hook
+    from ganimate.restore.cli import add_restore_commands
+    add_restore_commands(sub)
     # clip-commands-hook
     return parser
 

@@ -1,0 +1,401 @@
+"""`ganimate restore train`: fit the restoration GAN (or, with --adv-weight 0, the same generator with
+L1 only) on degradations drawn on the fly; one resumable run folder per run, as `ganimate train`.
+
+The run folder holds config.json, log.txt, stats.jsonl (losses, images/s, wall time and validation
+PSNR/SSIM), samples/ (grids of degraded | restored | clean validation images, rows in that order,
+listed in samples/index.jsonl) and checkpoints/ (G, D, EMA G, optimizers, step and RNG states).
+The last `val_size` training images are held out for validation and baseline tuning.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import functools
+import json
+import math
+import signal
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from ganimate import losses
+from ganimate.checkpoint import list_checkpoints, load_checkpoint, save_checkpoint
+from ganimate.config import DATASETS, option, print_config
+from ganimate.errors import GanimateError
+from ganimate.images import atomic_write, make_grid, save_png, to_uint8
+from ganimate.models import count_params
+from ganimate.restore.degrade import Degradation, degrade, degraded_split, to_full
+from ganimate.restore.metrics import psnr, ssim
+from ganimate.restore.model import build_restore_models
+from ganimate.train import (
+    RunLog,
+    _append_jsonl,
+    _Interval,
+    _trim_jsonl,
+    epoch_permutation,
+    native_bf16,
+    prepare_run_dir,
+    resolve_device,
+    update_ema,
+)
+
+VAL_SEED = 777  # degradations of the fixed validation images (grids, validation PSNR, baseline tuning)
+
+
+@dataclass
+class RestoreTrainConfig:
+    """Everything `ganimate restore train` needs; saved as RUN/config.json and inside every checkpoint."""
+
+    task: str = option("sr | denoise | deblur", default="sr")
+    dataset: str = option("mnist | fashion-mnist | cifar10 | synthetic | folder:PATH", default="mnist")
+    out: str | None = option("run folder (default runs/restore-<dataset>-<task>)", default=None)
+    data_dir: str | None = option("folder holding the dataset files (searched first)", default=None)
+    factor: int = option("sr: downscaling factor, 2 or 4", default=4)
+    sigma: float = option("denoise: noise standard deviation as a share of the pixel range", default=0.2)
+    blur_sigma: float = option("deblur: Gaussian blur sigma in pixels", default=1.5)
+    blur_noise: float = option("deblur: noise added after the blur (share of the pixel range)", default=0.01)
+    image_size: int = option("set from the dataset", default=0)
+    channels: int = option("set from the dataset", default=0)
+    g_width: int = option("channels of G's first feature map", default=32)
+    d_width: int = option("channels of D's first convolution", default=32)
+    bn_affine: bool = option("batch norm with scale and bias", default=True)
+    adv_weight: float = option("weight of the adversarial loss; 0 trains the L1-only ablation (no D)", default=0.01)
+    l1_weight: float = option("weight of the L1 reconstruction loss (images in [-1, 1])", default=1.0)
+    epochs: int = option("training epochs", default=1)
+    max_steps: int | None = option("stop after this many optimiser steps in total", default=None)
+    batch_size: int = option("images per step", default=64)
+    lr_g: float = option("Adam learning rate of G", default=2e-4)
+    lr_d: float = option("Adam learning rate of D", default=2e-4)
+    beta1: float = option("Adam beta1", default=0.5)
+    beta2: float = option("Adam beta2", default=0.999)
+    ema_decay: float = option("decay per step of the moving average of G used for samples and evaluation",
+                              default=0.999)
+    val_size: int = option("last training images held out for validation and baseline tuning", default=5000)
+    seed: int = option("seed for weights, data order and degradations", default=0)
+    log_every: int = option("log line every N batches", default=100)
+    sample_every: int = option("also save a grid every N steps (0: only per epoch)", default=0)
+    checkpoint_every: int = option("also checkpoint every N steps (0: only per epoch)", default=0)
+    keep_checkpoints: int = option("how many recent checkpoints to keep", default=3)
+    device: str = option("auto | cpu | cuda | cuda:N | mps", default="auto")
+    precision: str = option("auto | fp32 | bf16 (bfloat16 autocast; weights stay fp32)", default="auto")
+
+    RESUMABLE = ("epochs", "max_steps", "log_every", "sample_every", "checkpoint_every", "keep_checkpoints",
+                 "device", "data_dir")
+
+    def __post_init__(self):
+        Degradation.of(self)  # validates task, factor, sigma and the blur settings
+        if not (self.dataset in DATASETS or self.dataset.startswith("folder:")):
+            raise GanimateError(f"unknown dataset {self.dataset!r}: choose from {', '.join(DATASETS)}")
+        for name in ("epochs", "batch_size", "g_width", "d_width", "log_every", "keep_checkpoints", "val_size"):
+            if getattr(self, name) <= 0:
+                raise GanimateError(f"--{name.replace('_', '-')} must be positive, got {getattr(self, name)}")
+        for name in ("sample_every", "checkpoint_every", "adv_weight", "l1_weight"):
+            if getattr(self, name) < 0:
+                raise GanimateError(f"--{name.replace('_', '-')} must be 0 or more, got {getattr(self, name)}")
+        if self.adv_weight == 0 and self.l1_weight == 0:
+            raise GanimateError("--adv-weight and --l1-weight cannot both be 0")
+        if self.max_steps is not None and self.max_steps <= 0:
+            raise GanimateError(f"--max-steps must be positive, got {self.max_steps}")
+        if not (self.lr_g > 0 and self.lr_d > 0):
+            raise GanimateError("--lr-g and --lr-d must be positive")
+        if not (0 <= self.beta1 < 1 and 0 <= self.beta2 < 1 and 0 <= self.ema_decay < 1):
+            raise GanimateError("--beta1, --beta2 and --ema-decay must lie in [0, 1)")
+        if self.precision not in ("auto", "fp32", "bf16"):
+            raise GanimateError(f"--precision must be auto, fp32 or bf16, got {self.precision!r}")
+        if self.out is None:
+            name = self.dataset.split(":", 1)[-1].rstrip("/").split("/")[-1] or "folder"
+            self.out = str(Path("runs") / f"restore-{name}-{self.task}")
+
+    @property
+    def degradation(self) -> Degradation:
+        return Degradation.of(self)
+
+    @property
+    def method(self) -> str:
+        return "GAN" if self.adv_weight > 0 else "L1-only"
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> RestoreTrainConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        if "task" not in d:
+            raise GanimateError("not a restoration run: its config.json has no task (a `ganimate train` run?)")
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise GanimateError(f"config has unknown settings {unknown}: written by a newer ganimate?")
+        return cls(**d)
+
+
+def read_run_config(run_dir: str | Path) -> RestoreTrainConfig:
+    """The saved config of a restoration run; one-line errors for anything else."""
+    path = Path(run_dir) / "config.json"
+    if not path.is_file():
+        raise GanimateError(f"{run_dir} is not a run folder: no config.json there")
+    try:
+        saved = json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise GanimateError(f"{path} is not valid JSON ({e})") from None
+    if not isinstance(saved, dict):
+        raise GanimateError(f"{path} is not a ganimate config")
+    return RestoreTrainConfig.from_dict(saved)
+
+
+def resume_restore_config(run_dir: str | Path, overrides: dict) -> RestoreTrainConfig:
+    """The saved config with only the settings a resume may change taken from `overrides`."""
+    saved = read_run_config(run_dir).to_dict()
+    if not list_checkpoints(run_dir):
+        raise GanimateError(f"cannot resume {run_dir}: it has no checkpoint")
+    for key, value in overrides.items():
+        if key == "out" or key in RestoreTrainConfig.RESUMABLE or saved.get(key) == value:
+            continue
+        raise GanimateError(f"--{key.replace('_', '-')} {value} conflicts with the run's saved {key}={saved.get(key)}: "
+                            f"a resumed run keeps its settings (start a new run to change it)")
+    merged = {**saved, **{k: v for k, v in overrides.items() if k in RestoreTrainConfig.RESUMABLE}, "out": str(run_dir)}
+    return RestoreTrainConfig.from_dict(merged)
+
+
+def load_split(cfg: RestoreTrainConfig, split: str, log=print) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """uint8 images (N, C, H, W) and labels of a split; for "train" / "val" the held-out cut is applied."""
+    from ganimate.data import load_dataset
+
+    ds = load_dataset(cfg.dataset, "test" if split == "test" else "train", data_dir=cfg.data_dir,
+                      image_size=cfg.image_size or None, channels=cfg.channels or None, log=log)
+    images, labels = ds.images, ds.labels
+    if split != "test":
+        if len(images) <= cfg.val_size:
+            raise GanimateError(f"--val-size {cfg.val_size} leaves no training images "
+                                f"({cfg.dataset} has {len(images)})")
+        cut = slice(None, -cfg.val_size) if split == "train" else slice(-cfg.val_size, None)
+        images, labels = images[cut], None if labels is None else labels[cut]
+    return images, labels
+
+
+def model_input(obs: torch.Tensor, image_size: int) -> torch.Tensor:
+    """Observations in [0, 1] -> G's input: full size, in [-1, 1]."""
+    return to_full(obs, image_size) * 2 - 1
+
+
+@torch.no_grad()
+def restore(G, obs: torch.Tensor, image_size: int, batch_size: int = 500, bf16: bool = False) -> torch.Tensor:
+    """Observations (N, C, h, w) in [0, 1] -> restored float (N, C, H, W) in [0, 1] by G in eval mode."""
+    was_training = G.training
+    G.eval()
+    device = next(G.parameters()).device
+    out = []
+    for i in range(0, len(obs), batch_size):
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+            y = G(model_input(obs[i : i + batch_size].to(device), image_size))
+        out.append((y.float().cpu() + 1) / 2)
+    G.train(was_training)
+    return torch.cat(out).clamp_(0, 1)
+
+
+def restore_step(G, D, opt_G, opt_D, inp, target, adv_weight: float, l1_weight: float,
+                 bf16: bool = False) -> dict[str, torch.Tensor]:
+    """One D update (skipped when adv_weight is 0) and one G update on degraded `inp` and clean `target`
+    (B, C, H, W) in [-1, 1]. G's loss: l1_weight * L1 + adv_weight * non-saturating BCE on D's logits."""
+    amp = functools.partial(torch.autocast, inp.device.type, dtype=torch.bfloat16, enabled=bf16)
+    with amp():
+        fake = G(inp)  # (B, C, H, W)
+    stats = {}
+    if adv_weight > 0:
+        opt_D.zero_grad(set_to_none=True)
+        with amp():
+            real_logits, fake_logits = D(inp, target).float(), D(inp, fake.detach()).float()
+        loss_d = losses.d_loss(real_logits, fake_logits)
+        loss_d.backward()
+        opt_D.step()
+        stats = {"loss_d": loss_d.detach(), "d_real": torch.sigmoid(real_logits.detach()).mean(),
+                 "d_fake": torch.sigmoid(fake_logits.detach()).mean()}
+    opt_G.zero_grad(set_to_none=True)
+    l1 = F.l1_loss(fake.float(), target)
+    loss = l1_weight * l1
+    if adv_weight > 0:
+        with amp():
+            g_adv = losses.g_loss(D(inp, fake).float())
+        loss = loss + adv_weight * g_adv
+        stats["loss_g_adv"] = g_adv.detach()
+    loss.backward()
+    opt_G.step()
+    return {"l1": l1.detach(), **stats}
+
+
+def fit_restore(cfg: RestoreTrainConfig, *, resume: bool = False, overwrite: bool = False) -> Path:
+    """Train a restoration run from `cfg` (or continue it with resume=True); returns the run folder."""
+    run_dir = Path(cfg.out)
+    device = resolve_device(cfg.device)
+    state, ckpt_path = None, None
+    if resume:
+        ckpt_path = list_checkpoints(run_dir)[-1]
+        state = load_checkpoint(ckpt_path)
+    log = RunLog(None)
+
+    images, _ = load_split(cfg, "train", log)
+    val_images, _ = load_split(cfg, "val", log)
+    cfg.channels, cfg.image_size = images.shape[1], images.shape[2]
+    deg = cfg.degradation
+    deg.check_size(cfg.image_size)
+    if cfg.image_size % 4:
+        raise GanimateError(f"the restoration model needs an image size divisible by 4, got {cfg.image_size}")
+    if len(images) < cfg.batch_size:
+        raise GanimateError(f"--batch-size {cfg.batch_size} is larger than the training split ({len(images)} images)")
+    if cfg.precision == "auto":
+        cfg.precision = "bf16" if native_bf16(device) else "fp32"
+    bf16 = cfg.precision == "bf16"
+    spe = len(images) // cfg.batch_size
+    total = cfg.epochs * spe if cfg.max_steps is None else min(cfg.epochs * spe, cfg.max_steps)
+
+    torch.manual_seed(cfg.seed)
+    G, D = build_restore_models(cfg)
+    G_ema = copy.deepcopy(G).eval().requires_grad_(False)
+    opt_G = torch.optim.Adam(G.parameters(), lr=cfg.lr_g, betas=(cfg.beta1, cfg.beta2))
+    opt_D = torch.optim.Adam(D.parameters(), lr=cfg.lr_d, betas=(cfg.beta1, cfg.beta2))
+    noise = torch.Generator().manual_seed(cfg.seed + 1)
+    step, elapsed = 0, 0.0
+    if state is not None:
+        try:
+            for module, key in ((G, "G"), (D, "D"), (G_ema, "G_ema"), (opt_G, "opt_G"), (opt_D, "opt_D")):
+                module.load_state_dict(state[key])
+            noise.set_state(state["rng"]["noise"])
+            torch.set_rng_state(state["rng"]["torch"])
+            step, elapsed = state["step"], state.get("elapsed_s", 0.0)
+        except (RuntimeError, KeyError, TypeError, ValueError) as e:
+            reason = str(e).splitlines()[0][:100]
+            raise GanimateError(f"{ckpt_path} does not fit the run's config.json ({reason})") from None
+        if step >= total:
+            raise GanimateError(f"{run_dir} is already at step {step:,} of {total:,}: "
+                                f"raise --epochs or --max-steps to train on")
+
+    prepare_run_dir(run_dir, resume=resume, overwrite=overwrite)
+    (run_dir / "samples").mkdir(parents=True, exist_ok=True)
+    log.path = run_dir / "log.txt"
+    config_text = json.dumps(cfg.to_dict(), indent=2) + "\n"
+    atomic_write(run_dir / "config.json", lambda tmp: tmp.write_text(config_text))
+    if resume:
+        _trim_jsonl(run_dir / "stats.jsonl", step)
+        _trim_jsonl(run_dir / "samples" / "index.jsonl", step)
+        log(f"resuming {run_dir} from {ckpt_path.name} (step {step:,})")
+    print_config(cfg, log)
+    log(f"{cfg.method} restoration, task {cfg.task}: {deg.describe()} | data {cfg.dataset}, {len(images):,} training "
+        f"and {len(val_images):,} validation images {cfg.channels}x{cfg.image_size}x{cfg.image_size} | "
+        f"G {count_params(G):,} params, D {count_params(D):,} params | device {device}, {cfg.precision}")
+    log(f"{spe:,} steps per epoch, training to step {total:,}")
+
+    images = images.to(device)
+    G.to(device), D.to(device), G_ema.to(device)
+    for opt in (opt_G, opt_D):
+        for s in opt.state.values():
+            for k, v in s.items():
+                if torch.is_tensor(v) and k != "step":
+                    s[k] = v.to(device)
+    val_clean = val_images[:500].float() / 255  # (V, C, H, W)
+    val_obs = degraded_split(val_images[:500], deg, VAL_SEED)
+    grid_n = 10
+
+    def save_grid(name: str, kind: str) -> None:
+        rows = torch.cat([to_full(val_obs[:grid_n], cfg.image_size), restore(G_ema, val_obs[:grid_n], cfg.image_size),
+                          val_clean[:grid_n]])  # degraded | restored | clean
+        save_png(make_grid(to_uint8(rows * 2 - 1), grid_n), run_dir / "samples" / name)
+        _append_jsonl(run_dir / "samples" / "index.jsonl",
+                      {"file": name, "step": step, "epoch": math.ceil(step / spe), "kind": kind})
+
+    def validate() -> None:
+        restored = restore(G_ema, val_obs, cfg.image_size)
+        v_psnr, v_ssim = float(psnr(restored, val_clean).mean()), float(ssim(restored, val_clean).mean())
+        record = {"step": step, "val_psnr": round(v_psnr, 3), "val_ssim": round(v_ssim, 4), "val_n": len(val_obs)}
+        _append_jsonl(run_dir / "stats.jsonl", record)
+        log(f"validation at step {step:,}: PSNR {v_psnr:.2f} dB, SSIM {v_ssim:.3f} ({len(val_obs)} images)")
+
+    def checkpoint() -> Path:
+        return save_checkpoint(
+            {"config": cfg.to_dict(), "step": step, "epoch": step // spe,
+             "elapsed_s": elapsed + time.perf_counter() - t_start, "G": G.state_dict(), "D": D.state_dict(),
+             "G_ema": G_ema.state_dict(), "opt_G": opt_G.state_dict(), "opt_D": opt_D.state_dict(),
+             "rng": {"torch": torch.get_rng_state(), "noise": noise.get_state()}},
+            run_dir, step, keep=cfg.keep_checkpoints)
+
+    stop = {"requested": False}
+    previous_handler = None
+    if threading.current_thread() is threading.main_thread():
+        previous_handler = signal.getsignal(signal.SIGINT)
+        signal.signal(signal.SIGINT, lambda *_: stop.update(requested=True))
+    t_start = time.perf_counter()
+    interval = _Interval(start=t_start)
+    G.train(), D.train()
+    try:
+        while step < total and not stop["requested"]:
+            epoch = step // spe
+            perm = epoch_permutation(cfg.seed, epoch, len(images)).to(device)
+            for b in range(step % spe, spe):
+                idx = perm[b * cfg.batch_size : (b + 1) * cfg.batch_size]
+                clean = images[idx].float().div_(255)  # (B, C, H, W) in [0, 1]
+                obs = degrade(clean.cpu(), deg, noise).to(device)
+                stats = restore_step(G, D, opt_G, opt_D, model_input(obs, cfg.image_size), clean * 2 - 1,
+                                     cfg.adv_weight, cfg.l1_weight, bf16)
+                step += 1
+                update_ema(G_ema, G, min(cfg.ema_decay, (1 + step) / (10 + step)))
+                interval.add(stats)
+                if step % cfg.log_every == 0 or step == total:
+                    now = time.perf_counter()
+                    means = interval.means()
+                    rate = interval.steps * cfg.batch_size / max(now - interval.start, 1e-9)
+                    _append_jsonl(run_dir / "stats.jsonl", {
+                        "step": step, "epoch": epoch + 1, **{k: round(v, 5) for k, v in means.items()},
+                        "img_per_s": round(rate, 1), "time_s": round(elapsed + now - t_start, 2)})
+                    log(f"epoch {epoch + 1} step {step:,}/{total:,} | "
+                        + " ".join(f"{k} {v:.4f}" for k, v in means.items()) + f" | {rate:,.0f} img/s")
+                    interval = _Interval(start=time.perf_counter())
+                if cfg.sample_every and step % cfg.sample_every == 0:
+                    save_grid(f"step_{step:06d}.png", "step")
+                if step % spe == 0:
+                    save_grid(f"epoch_{step // spe:04d}.png", "epoch")
+                    validate()
+                    saved = checkpoint()
+                    log(f"epoch {step // spe} done at step {step:,}: checkpoints/{saved.name}")
+                elif cfg.checkpoint_every and step % cfg.checkpoint_every == 0:
+                    checkpoint()
+                if step >= total or stop["requested"]:
+                    break
+        if step % spe != 0:  # stopped mid-epoch: keep its progress
+            if not (cfg.sample_every and step % cfg.sample_every == 0):
+                save_grid(f"step_{step:06d}.png", "step")
+            if not stop["requested"]:
+                validate()
+            if not (cfg.checkpoint_every and step % cfg.checkpoint_every == 0):
+                checkpoint()
+    finally:
+        if previous_handler is not None:
+            signal.signal(signal.SIGINT, previous_handler)
+    if stop["requested"]:
+        log(f"interrupted at step {step:,}; checkpoint saved, continue with --resume")
+        raise KeyboardInterrupt
+    log(f"done: step {step:,} in {(time.perf_counter() - t_start) / 60:.1f} min this session "
+        f"({elapsed + time.perf_counter() - t_start:.0f} s in all); latest grid and checkpoint in {run_dir}")
+    return run_dir
+
+
+def load_restorer(run_dir: str | Path, checkpoint: str | None = None, device: str = "cpu"):
+    """A restoration run's EMA generator in eval mode and its config, rebuilt from the checkpoint alone;
+    plus the checkpoint's step and training seconds: (G, cfg, step, elapsed_s)."""
+    from ganimate.checkpoint import resolve_checkpoint
+
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise GanimateError(f"run folder {run_dir} does not exist")
+    read_run_config(run_dir)  # a run of `ganimate train` is refused here with a clear message
+    state = load_checkpoint(resolve_checkpoint(run_dir, checkpoint))
+    cfg = RestoreTrainConfig.from_dict(state["config"])
+    G, _ = build_restore_models(cfg)
+    try:
+        G.load_state_dict(state["G_ema"])
+    except (RuntimeError, TypeError, KeyError) as e:
+        reason = str(e).splitlines()[0][:100]
+        raise GanimateError(f"checkpoint of {run_dir} does not fit its config ({reason})") from None
+    return G.to(device).eval(), cfg, state["step"], state.get("elapsed_s", 0.0)

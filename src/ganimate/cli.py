@@ -150,7 +150,8 @@ def build_parser() -> argparse.ArgumentParser:
     # Command groups that live beside their code (image restoration, video from images).
     from ganimate.restore.cli import add_restore_commands
     add_restore_commands(sub)
-    # clip-commands-hook
+    from ganimate.clips.cli import add_clip_commands
+    add_clip_commands(sub)
     return parser
 
 

@@ -1,0 +1,163 @@
+"""Clip generators and a spatio-temporal discriminator: video from one still, and in-between frames.
+
+- `PredictGenerator`: first frame + noise z -> the following T-1 frames (after Vondrick et al. 2016,
+  "Generating Videos with Scene Dynamics", conditioned on a still): a 2D encoder of the still, z
+  projected to one feature vector per future frame, and a 3D-convolution decoder that upsamples back to
+  pixels with the encoder's features as skip connections and adds its output to the still (a residual:
+  an untrained G repeats the still). Different z give different motions.
+- `InbetweenGenerator`: first and last frame -> the T-2 frames between them, fully convolutional with
+  3D convolutions at pixel level (Li et al. 2019, video in-betweening with direct 3D convolutions): a
+  3D U-Net over the whole clip whose input at every time step is the two key frames, their linear
+  cross-fade and the time coordinate; its output is added to the cross-fade (a residual, so an untrained
+  G cross-fades).
+- `ClipDiscriminator`: strided 3D convolutions over the whole clip (B, 1, T, H, W) with the conditioning
+  frame(s) repeated along time as extra channels; the mean of its patch logits is one logit per clip.
+
+As in models/dcgan.py, batch norm comes before the LeakyReLU and weights use the DCGAN initialisation.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+TASKS = ("predict", "inbetween")
+
+
+def spatial_plan(size: int) -> int:
+    """Number of stride-2 downsamplings: halve while the side is even and above 8 (32 -> 8, 64 -> 8)."""
+    if size < 8 or size % 4:
+        raise ValueError(f"clip size {size} is not supported: use a multiple of 4 of at least 8 (32, 48, 64)")
+    n = 0
+    while size % 2 == 0 and size > 8:
+        size, n = size // 2, n + 1
+    return n
+
+
+def _block3d(cin: int, cout: int, stride=(1, 1, 1)) -> nn.Sequential:
+    return nn.Sequential(nn.Conv3d(cin, cout, 3, stride, 1, bias=False), nn.BatchNorm3d(cout), nn.LeakyReLU(0.2))
+
+
+def _block2d(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.BatchNorm2d(cout), nn.LeakyReLU(0.2))
+
+
+def _widths(width: int, levels: int) -> list[int]:
+    return [width * min(2**i, 8) for i in range(levels + 1)]
+
+
+def _time_channel(b: int, t: int, h: int, w: int, like: torch.Tensor) -> torch.Tensor:
+    """Time coordinate 0..1 as a constant map per frame: (B, 1, T, H, W)."""
+    return torch.linspace(0, 1, t, device=like.device, dtype=like.dtype).view(1, 1, t, 1, 1).expand(b, 1, t, h, w)
+
+
+class InbetweenGenerator(nn.Module):
+    """first, last (B, 1, H, W) in [-1, 1] -> middle frames (B, 1, T-2, H, W), about [-1, 1] (not clamped)."""
+
+    def __init__(self, frames: int = 10, size: int = 32, width: int = 16):
+        super().__init__()
+        self.frames, self.size = frames, size
+        levels = spatial_plan(size)
+        ws = _widths(width, levels)
+        self.inp = _block3d(4, ws[0])
+        self.down = nn.ModuleList(_block3d(ws[i], ws[i + 1], (1, 2, 2)) for i in range(levels))
+        self.mid = nn.Sequential(_block3d(ws[-1], ws[-1]), _block3d(ws[-1], ws[-1]))
+        self.up = nn.ModuleList(_block3d(ws[i + 1] + ws[i], ws[i]) for i in reversed(range(levels)))
+        self.out = nn.Conv3d(ws[0], 1, 3, 1, 1)
+
+    def forward(self, first: torch.Tensor, last: torch.Tensor) -> torch.Tensor:
+        b, _, h, w = first.shape
+        t = self.frames
+        alpha = torch.linspace(0, 1, t, device=first.device, dtype=first.dtype).view(1, 1, t, 1, 1)
+        a, c = first.unsqueeze(2), last.unsqueeze(2)  # (B, 1, 1, H, W)
+        fade = (1 - alpha) * a + alpha * c  # (B, 1, T, H, W)
+        x = torch.cat([a.expand_as(fade), c.expand_as(fade), fade, _time_channel(b, t, h, w, first)], 1)
+        skips, h_ = [], self.inp(x)  # (B, w, T, H, W)
+        for down in self.down:
+            skips.append(h_)
+            h_ = down(h_)
+        h_ = self.mid(h_)
+        for up in self.up:
+            skip = skips.pop()
+            h_ = up(torch.cat([F.interpolate(h_, size=skip.shape[2:], mode="nearest"), skip], 1))
+        return (fade + self.out(h_))[:, :, 1:-1]  # (B, 1, T-2, H, W), a correction of the cross-fade
+
+
+class PredictGenerator(nn.Module):
+    """first (B, 1, H, W) in [-1, 1], z (B, z_dim) -> following frames (B, 1, T-1, H, W), about [-1, 1]."""
+
+    def __init__(self, frames: int = 10, size: int = 32, width: int = 16, z_dim: int = 32, z_channels: int = 16):
+        super().__init__()
+        self.frames, self.size, self.z_dim, self.z_channels = frames, size, z_dim, z_channels
+        levels = spatial_plan(size)
+        ws = _widths(width, levels)
+        self.enc = nn.ModuleList([_block2d(1, ws[0])] + [_block2d(ws[i], ws[i + 1], 2) for i in range(levels)])
+        self.z_proj = nn.Linear(z_dim, z_channels * (frames - 1))
+        self.mid = nn.Sequential(_block3d(ws[-1] + z_channels + 1, ws[-1]), _block3d(ws[-1], ws[-1]))
+        self.up = nn.ModuleList(_block3d(ws[i + 1] + ws[i], ws[i]) for i in reversed(range(levels)))
+        self.out = nn.Conv3d(ws[0], 1, 3, 1, 1)
+
+    def forward(self, first: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        b, t = first.shape[0], self.frames - 1
+        skips, h = [], first
+        for enc in self.enc:
+            h = enc(h)
+            skips.append(h)  # (B, w_i, H_i, W_i)
+        skips.pop()
+        s = h.shape[-1]
+        zmap = self.z_proj(z).view(b, self.z_channels, t, 1, 1).expand(-1, -1, -1, s, s)
+        x = torch.cat([h.unsqueeze(2).expand(-1, -1, t, -1, -1), zmap, _time_channel(b, t, s, s, h)], 1)
+        h = self.mid(x)  # (B, C, T-1, s, s)
+        for up in self.up:
+            skip = skips.pop()
+            h = F.interpolate(h, size=(t, *skip.shape[-2:]), mode="nearest")
+            h = up(torch.cat([h, skip.unsqueeze(2).expand(-1, -1, t, -1, -1)], 1))
+        return first.unsqueeze(2) + self.out(h)  # (B, 1, T-1, H, W), a correction of the still
+
+
+class ClipDiscriminator(nn.Module):
+    """clip (B, 1, T, H, W) + conditioning frames (B, K, H, W) -> one real/fake logit per clip (B,)."""
+
+    def __init__(self, frames: int = 10, size: int = 32, width: int = 16, cond: int = 1):
+        super().__init__()
+        levels = spatial_plan(size)
+        layers, c, t = [], 1 + cond, frames
+        for i, cout in enumerate(_widths(width, levels)[: levels + 1]):
+            ts = 2 if t >= 4 else 1
+            layers.append(nn.Conv3d(c, cout, 3, (ts, 2, 2) if i < levels else 1, 1, bias=i == 0))
+            if i > 0:
+                layers.append(nn.BatchNorm3d(cout))
+            layers.append(nn.LeakyReLU(0.2))
+            c, t = cout, (t - 1) // ts + 1 if i < levels else t
+        self.net = nn.Sequential(*layers, nn.Conv3d(c, 1, 3, 1, 1))
+
+    def forward(self, clip: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        x = torch.cat([clip, cond.unsqueeze(2).expand(-1, -1, clip.shape[2], -1, -1)], 1)
+        return self.net(x).mean((1, 2, 3, 4))  # (B,)
+
+
+def init_weights(module: nn.Module) -> None:
+    """DCGAN initialisation: N(0, 0.02) weights, N(1, 0.02) batch-norm scales, zero biases."""
+    for m in module.modules():
+        if isinstance(m, (nn.Conv2d, nn.Conv3d, nn.Linear)):
+            nn.init.normal_(m.weight, 0.0, 0.02)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, (nn.BatchNorm2d, nn.BatchNorm3d)) and m.affine:
+            nn.init.normal_(m.weight, 1.0, 0.02)
+            nn.init.zeros_(m.bias)
+
+
+def build_clip_models(cfg) -> tuple[nn.Module, ClipDiscriminator]:
+    """(G, D) for cfg.task from a ClipTrainConfig (or anything with its fields), DCGAN-initialised."""
+    if cfg.task == "predict":
+        G = PredictGenerator(cfg.frames, cfg.size, cfg.g_width, cfg.z_dim)
+    elif cfg.task == "inbetween":
+        G = InbetweenGenerator(cfg.frames, cfg.size, cfg.g_width)
+    else:
+        raise ValueError(f"unknown task {cfg.task!r}: choose from {', '.join(TASKS)}")
+    D = ClipDiscriminator(cfg.frames, cfg.size, cfg.d_width, cond=1 if cfg.task == "predict" else 2)
+    init_weights(G)
+    init_weights(D)
+    return G, D

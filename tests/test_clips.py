@@ -1,0 +1,237 @@
+"""Video from images (issue 7): Moving MNIST clips, clip models, training runs, baselines, apply commands."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from conftest import run_cli
+from PIL import Image
+
+from ganimate.cli import main
+from ganimate.clips import baselines
+from ganimate.clips.apply import AnimateConfig, InbetweenConfig, animate, inbetween
+from ganimate.clips.evaluate import ClipEvaluateConfig, center_crops, evaluate_clips, ssim
+from ganimate.clips.train import ClipTrainConfig, fit_clips, psnr, resume_clip_config
+from ganimate.data.moving_mnist import DIGIT, MovingMNIST, clip_source, read_moving_mnist_npy, trajectories
+from ganimate.errors import DataError, GanimateError
+from ganimate.models.clip import ClipDiscriminator, InbetweenGenerator, PredictGenerator
+
+
+def _pool(n=20, seed=0):
+    rng = np.random.default_rng(seed)
+    images = np.zeros((n, DIGIT, DIGIT), np.uint8)
+    images[:, 6:22, 10:18] = rng.integers(1, 256, (n, 16, 8))
+    return images, np.arange(n)  # label = index, so a test can find the digit of a clip
+
+
+# --------------------------------------------------------------------------- data
+
+
+def test_clips_stay_inside_canvas_bounce_and_are_deterministic():
+    images, labels = _pool()
+    mm = MovingMNIST(images, labels, size=32, frames=30, digits=1)
+    clips, digit = mm.clips(50, seed=3)
+    assert clips.shape == (50, 30, 1, 32, 32) and clips.dtype == np.uint8 and digit.shape == (50, 1)
+    # all of the digit is on the canvas in every frame: its ink is never cut off (up to bilinear rounding)
+    ink = images[digit[:, 0]].astype(np.int64).sum((1, 2))
+    assert np.abs(clips.astype(np.int64).sum((2, 3, 4)) - ink[:, None]).max() <= 0.01 * ink.min()
+    assert np.array_equal(clips, mm.clips(50, seed=3)[0])
+    assert not np.array_equal(clips, mm.clips(50, seed=4)[0])
+
+    corners = trajectories(200, 30, 32, 1, np.random.default_rng(0), speed=(0.3, 1.0))
+    assert corners.min() >= 0 and corners.max() <= 32 - DIGIT
+    step = np.diff(corners[:, 0], axis=1)  # (N, T-1, 2)
+    flips = (step[:, 1:] * step[:, :-1] < 0).any((1, 2))
+    assert flips.mean() > 0.5  # digits bounce off the walls
+    two = MovingMNIST(images, labels, size=48, frames=5, digits=2).clips(4, 0)
+    assert two[0].shape == (4, 5, 1, 48, 48) and two[1].shape == (4, 2)
+
+
+def test_batches_resume_where_they_left_off():
+    mm = MovingMNIST(*_pool(), size=32, frames=4, digits=1)
+    it = mm.batches(3, seed=1)
+    seen = [next(it) for _ in range(3)]
+    assert np.array_equal(next(mm.batches(3, seed=1, start=2)), seen[2])
+
+
+def test_train_and_test_digits_are_disjoint(real_data):
+    train = MovingMNIST.from_dataset("mnist", "train", size=28, frames=3, digits=1)
+    test = MovingMNIST.from_dataset("mnist", "test", size=28, frames=3, digits=1)
+    assert len(train.images) == 60000 and len(test.images) == 10000
+    train_set = {im.tobytes() for im in train.images}
+    clips, _ = test.clips(300, seed=0)  # 28x28 canvas: the frame is the digit itself
+    assert not any(frame.tobytes() in train_set for frame in clips[:, 0, 0])
+    assert all(frame.tobytes() in train_set for frame in train.clips(50, seed=0)[0][:, 0, 0])
+
+
+def test_npy_reader(tmp_path):
+    path = tmp_path / "seq.npy"
+    np.save(path, np.zeros((20, 3, 64, 64), np.uint8))
+    assert read_moving_mnist_npy(path).shape == (3, 20, 1, 64, 64)
+    np.save(path, np.zeros((3, 64, 64), np.uint8))
+    with pytest.raises(DataError, match="mnist_test_seq"):
+        read_moving_mnist_npy(path)
+    path.write_bytes(b"not an npy file")
+    with pytest.raises(DataError, match="not a readable"):
+        read_moving_mnist_npy(path)
+
+
+# --------------------------------------------------------------------------- models
+
+
+@pytest.mark.parametrize("size,frames", [(32, 3), (32, 10), (48, 6), (64, 20)])
+def test_model_shapes(size, frames):
+    b = 2
+    first, last = torch.randn(b, 1, size, size), torch.randn(b, 1, size, size)
+    pg = PredictGenerator(frames, size, width=4, z_dim=8, z_channels=4)
+    assert pg(first, torch.randn(b, 8)).shape == (b, 1, frames - 1, size, size)
+    ig = InbetweenGenerator(frames, size, width=4)
+    mid = ig(first, last)
+    assert mid.shape == (b, 1, frames - 2, size, size)
+    d = ClipDiscriminator(frames, size, width=4, cond=2)
+    assert d(torch.randn(b, 1, frames, size, size), torch.cat([first, last], 1)).shape == (b,)
+
+
+def test_predict_noise_changes_the_clip():
+    torch.manual_seed(0)
+    g = PredictGenerator(6, 32, width=4, z_dim=8).eval()
+    first = torch.randn(1, 1, 32, 32)
+    assert not torch.allclose(g(first, torch.randn(1, 8)), g(first, torch.randn(1, 8)))
+
+
+# --------------------------------------------------------------------------- training
+
+
+def tiny_clip_config(tmp_path, name, **kw):
+    settings = dict(dataset="moving-synthetic", out=str(tmp_path / name), size=32, frames=4, g_width=4, d_width=4,
+                    z_dim=8, batch_size=4, max_steps=4, log_every=2, eval_every=2, eval_clips=4, sample_every=2,
+                    checkpoint_every=2, device="cpu", progress=False)
+    settings.update(kw)
+    return ClipTrainConfig(**settings)
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("clipruns")
+    return {task: fit_clips(tiny_clip_config(tmp, task, task=task)) for task in ("predict", "inbetween")}
+
+
+def test_training_writes_the_run_folder_and_resumes(runs):
+    run = runs["predict"]
+    for name in ("config.json", "log.txt", "stats.jsonl", "samples/index.jsonl", "samples/step_000004.mp4",
+                 "checkpoints/step_000004.pt"):
+        assert (run / name).is_file(), name
+    stats = [json.loads(line) for line in (run / "stats.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in stats] == [2, 4] and "val_psnr_best4" in stats[-1]
+    with pytest.raises(GanimateError, match="already exists"):
+        fit_clips(ClipTrainConfig(**{**json.loads((run / "config.json").read_text())}))
+    with pytest.raises(GanimateError, match="conflicts"):
+        resume_clip_config(run, {"size": 48})
+    cfg = resume_clip_config(run, {"max_steps": 6})
+    fit_clips(cfg, resume=True)
+    stats = [json.loads(line) for line in (run / "stats.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in stats] == [2, 4, 6]
+    assert "resuming" in (run / "log.txt").read_text()
+
+
+def _mp4_frames(path) -> int:
+    import imageio.v2 as iio
+
+    with iio.get_reader(path) as reader:
+        return sum(1 for _ in reader)
+
+
+def _png(path, array):
+    Image.fromarray(array).save(path)
+    return path
+
+
+def test_animate_and_inbetween_make_videos_of_the_promised_length(runs, tmp_path):
+    rng = np.random.default_rng(0)
+    still = _png(tmp_path / "still.png", (rng.random((32, 32)) * 80).astype(np.uint8))
+    out = animate(AnimateConfig(run=str(runs["predict"]), image=str(still), out=str(tmp_path / "a.mp4"), samples=3))
+    assert out == [tmp_path / "a.mp4"] and _mp4_frames(out[0]) == 4
+    big = _png(tmp_path / "big.png", (rng.random((64, 64)) * 80).astype(np.uint8))
+    out = inbetween(InbetweenConfig(run=str(runs["inbetween"]), first=str(big), last=str(big),
+                                    out=str(tmp_path / "b.gif")))
+    with Image.open(out[0]) as gif:
+        assert gif.n_frames == 4
+
+
+def test_bad_inputs_are_one_line_errors(runs, tmp_path, capsys):
+    predict, between = str(runs["predict"]), str(runs["inbetween"])
+    good = _png(tmp_path / "good.png", np.zeros((32, 32), np.uint8))
+    rgba = _png(tmp_path / "rgba.png", np.zeros((32, 32, 4), np.uint8))
+    colour = _png(tmp_path / "colour.png", np.random.default_rng(0).integers(0, 255, (32, 32, 3), dtype=np.uint8))
+    wide = _png(tmp_path / "wide.png", np.zeros((32, 48), np.uint8))
+    small = _png(tmp_path / "small.png", np.zeros((28, 28), np.uint8))
+    noisy = _png(tmp_path / "noisy.png", np.random.default_rng(1).integers(0, 255, (32, 32), dtype=np.uint8))
+    corrupt = tmp_path / "corrupt.png"
+    corrupt.write_bytes(noisy.read_bytes()[:400])
+    out = tmp_path / "x.mp4"
+    cases = [
+        (("animate", predict, "--image", rgba, "--out", out), "channels"),
+        (("animate", predict, "--image", colour, "--out", out), "colour"),
+        (("animate", predict, "--image", corrupt, "--out", out), "cannot read image"),
+        (("animate", predict, "--image", wide, "--out", out), "square"),
+        (("animate", predict, "--image", small, "--no-resize", "--out", out), "28x28"),
+        (("inbetween", between, good, small, "--out", out), "same size"),
+        (("inbetween", predict, good, good, "--out", out), "predict run"),
+        (("animate", between, "--image", good, "--out", out), "inbetween run"),
+    ]
+    for args, needle in cases:
+        assert main([str(a) for a in args]) == 2, args
+        lines = capsys.readouterr().err.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("ganimate: error:") and needle in lines[0], (args, lines)
+    assert not out.exists() and not list(tmp_path.glob(".x.tmp*"))
+    r = run_cli("inbetween", predict, good, good, "--out", out)  # the installed command, in a subprocess
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and not out.exists()
+    r = run_cli("animate", predict, "--image", small, "--out", out, "--samples", "2")
+    assert r.returncode == 0 and "warning" in r.stderr and out.is_file()
+
+
+# --------------------------------------------------------------------------- baselines and metrics
+
+
+def test_baselines_run_and_keep_the_key_frames():
+    clips, _ = MovingMNIST(*_pool(), size=32, frames=6, digits=1).clips(5, 0)
+    for name in ("crossfade", "optical_flow", "repeat_still"):
+        out = baselines.run_baseline(name, clips)
+        assert out.shape == clips.shape and out.dtype == np.uint8
+        assert np.array_equal(out[:, 0], clips[:, 0])
+    fade = baselines.crossfade(clips[:, :3])
+    expect = np.rint((clips[:, 0].astype(float) + clips[:, 2]) / 2)
+    assert np.abs(fade[:, 1] - expect).max() <= 1
+    assert np.array_equal(baselines.optical_flow(clips)[:, -1], clips[:, -1])
+
+
+def test_metrics_on_known_inputs():
+    a = np.random.default_rng(0).integers(0, 255, (3, 2, 1, 32, 32), dtype=np.uint8)
+    assert np.allclose(psnr(a, a), 60) and np.allclose(ssim(a, a), 1)
+    frame = np.zeros((1, 1, 40, 40), np.uint8)
+    frame[0, 0, 20:30, 5:9] = 255
+    crop = center_crops(frame)[0, 0]
+    assert crop.shape == (28, 28) and crop.sum() == frame.sum()
+    ys, xs = np.nonzero(crop)
+    assert abs(ys.mean() - 13.5) <= 1 and abs(xs.mean() - 13.5) <= 1
+
+
+def test_evaluate_scores_model_and_baselines(runs):
+    r = evaluate_clips(ClipEvaluateConfig(run=str(runs["predict"]), n=6, samples=3, device="cpu"))
+    assert set(r["methods"]) == {"model", "repeat_still"}
+    m = r["methods"]["model"]
+    assert len(m["psnr_best_per_frame"]) == 3 and m["psnr_best"] >= m["psnr"]
+    r = evaluate_clips(ClipEvaluateConfig(run=str(runs["inbetween"]), n=6, device="cpu"))
+    assert set(r["methods"]) == {"model", "crossfade", "optical_flow"}
+    assert len(r["methods"]["crossfade"]["psnr_per_frame"]) == 2
+    assert len((runs["inbetween"] / "metrics.jsonl").read_text().splitlines()) == 1
+
+
+def test_clip_sources():
+    src = clip_source("moving-synthetic", "test", size=32, frames=4, digits=2)
+    assert src.clips(2, 0)[0].shape == (2, 4, 1, 32, 32)
+    with pytest.raises(DataError, match="unknown clip dataset"):
+        clip_source("moving-cifar", "test", size=32, frames=4, digits=1)
+    with pytest.raises(GanimateError, match="--size"):
+        ClipTrainConfig(size=16)

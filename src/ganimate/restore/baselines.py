@@ -89,7 +89,7 @@ BASELINES: tuple[Baseline, ...] = (
         {"h": h, "patch_size": ps, "patch_distance": 4} for h in (0.15, 0.25, 0.35, 0.5, 0.7) for ps in (3, 5))),
     Baseline("tv", "denoise", _tv, tuple({"weight": w} for w in (0.03, 0.05, 0.07, 0.1, 0.15, 0.2))),
     Baseline("wiener", "deblur", _wiener, tuple({"balance": b} for b in (1e-4, 3e-4, 1e-3, 3e-3, 0.01, 0.03))),
-    Baseline("richardson_lucy", "deblur", _richardson_lucy, tuple({"num_iter": n} for n in (10, 20, 40, 80, 160))),
+    Baseline("richardson_lucy", "deblur", _richardson_lucy, tuple({"num_iter": n} for n in (10, 20, 40, 80, 160, 320))),
 )
 
 

@@ -1,6 +1,6 @@
 """Training and sampling throughput of each architecture on this machine, against its conv peak.
 
-    python bench/throughput.py                      # paper, tutorial; fp32 and bf16; 2 threads
+    python bench/throughput.py                      # fast, paper, tutorial; fp32 and bf16; 2 threads
     python bench/throughput.py --archs paper --precisions fp32 --steps 30
 
 Prints images/s after warm-up, FLOPs per training image (torch.utils.flop_counter), the achieved
@@ -71,7 +71,7 @@ def measure(arch: str, precision: str, batch_size: int, steps: int, warmup: int)
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--archs", default="paper,tutorial")
+    parser.add_argument("--archs", default="fast,paper,tutorial")
     parser.add_argument("--precisions", default="fp32,bf16")
     parser.add_argument("--batch-size", type=int, default=TrainConfig.batch_size)
     parser.add_argument("--steps", type=int, default=40)

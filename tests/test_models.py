@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from ganimate.models import ARCHS, Discriminator, Generator, build_models
+from ganimate.models import ARCHS, Discriminator, Generator, build_models, count_params
 from ganimate.models.dcgan import upsampling_plan
 
 
@@ -9,7 +9,7 @@ from ganimate.models.dcgan import upsampling_plan
 @pytest.mark.parametrize("size,channels", [(28, 1), (32, 3), (64, 3)])
 @pytest.mark.parametrize("num_classes", [0, 10])
 def test_shapes(arch, size, channels, num_classes):
-    G = Generator(z_dim=8, image_size=size, channels=channels, num_classes=num_classes, width=32)
+    G = Generator(z_dim=8, image_size=size, channels=channels, num_classes=num_classes, width=32, arch=arch)
     D = Discriminator(arch, size, channels, num_classes, width=8)
     y = torch.arange(3) % 10 if num_classes else None
     x = G(torch.randn(3, 8), y)
@@ -35,6 +35,21 @@ def test_tutorial_discriminator():
     convs = [m for m in D.modules() if isinstance(m, torch.nn.Conv2d)]
     assert [(c.out_channels, c.kernel_size, c.stride) for c in convs] == [(64, (5, 5), (2, 2)), (128, (5, 5), (2, 2))]
     assert [m.p for m in D.modules() if isinstance(m, torch.nn.Dropout) and m.p > 0] == [0.3, 0.3]
+
+
+def test_fast_preset_is_the_default_and_smaller():
+    from ganimate.config import TrainConfig
+
+    cfg = TrainConfig(num_classes=10, conditional=True, image_size=28, channels=1)
+    assert (cfg.arch, cfg.g_width, cfg.d_width) == ("fast", 128, 32)
+    paper = TrainConfig(arch="paper", num_classes=10, conditional=True, image_size=28, channels=1)
+    assert (paper.g_width, paper.d_width) == (256, 64)
+    assert TrainConfig(arch="fast", g_width=64).g_width == 64  # an explicit width wins
+    G, D = build_models(cfg)
+    Gp, Dp = build_models(paper)
+    convT = [m for m in G.modules() if isinstance(m, torch.nn.ConvTranspose2d)]
+    assert [(m.kernel_size, m.stride) for m in convT] == [((4, 4), (2, 2))] * 2
+    assert count_params(G) + count_params(D) < (count_params(Gp) + count_params(Dp)) / 2
 
 
 @pytest.mark.parametrize("affine", [True, False])

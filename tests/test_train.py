@@ -47,7 +47,7 @@ def test_fit_writes_every_artifact(tiny):
     assert state["step"] == 40 and state["epoch"] == 2
     assert {"G", "D", "G_ema", "opt_G", "opt_D", "rng", "config", "ganimate_version"} <= set(state)
     log = (run / "log.txt").read_text()
-    assert "step 40/40" in log and '"arch": "paper"' in log
+    assert "step 40/40" in log and '"arch": "fast"' in log
 
 
 def test_grid_has_one_class_per_row(tiny):
@@ -219,3 +219,14 @@ def test_resume_refuses_a_finished_run_and_a_mismatched_checkpoint(tiny):
     (run / "config.json").write_text(json.dumps(config))
     with pytest.raises(GanimateError, match="does not fit"):
         fit(resume_config(run, {"max_steps": 4}), resume=True)
+
+
+def test_linear_lr_schedule_falls_to_zero(tiny):
+    cfg = tiny(lr_schedule="linear", max_steps=6, lr_g=3e-4, lr_d=1e-4)
+    run = fit(cfg)
+    state = load_checkpoint(list_checkpoints(run)[-1])
+    # the last step (index 5 of 6) ran at 1/6 of the base rates
+    assert state["opt_G"]["param_groups"][0]["lr"] == pytest.approx(3e-4 / 6)
+    assert state["opt_D"]["param_groups"][0]["lr"] == pytest.approx(1e-4 / 6)
+    with pytest.raises(GanimateError, match="lr-schedule"):
+        tiny(lr_schedule="cosine")

@@ -12,6 +12,14 @@ from ganimate.errors import GanimateError
 DATASETS = ("mnist", "fashion-mnist", "cifar10", "synthetic", "folder:PATH")
 
 
+# Channel widths each architecture starts from when --g-width / --d-width are not given.
+ARCH_WIDTHS = {
+    "fast": {"g_width": 128, "d_width": 32},
+    "paper": {"g_width": 256, "d_width": 64},
+    "tutorial": {"g_width": 256, "d_width": 64},
+}
+
+
 def option(text: str, **kw):
     """A dataclass field with its --help text."""
     return field(metadata={"help": text}, **kw)
@@ -24,20 +32,25 @@ class TrainConfig:
     dataset: str = option("mnist | fashion-mnist | cifar10 | synthetic | folder:PATH", default="mnist")
     out: str | None = option("run folder (default runs/<dataset>)", default=None)
     data_dir: str | None = option("folder holding the dataset files (searched first)", default=None)
-    arch: str = option("paper (the seed paper's DCGAN) | tutorial (TF DCGAN tutorial)", default="paper")
+    arch: str = option("fast (the CPU preset: 4x4 up/down-sampling, fewer channels) | paper (the seed paper's "
+                       "DCGAN) | tutorial (TF DCGAN tutorial)", default="fast")
     conditional: bool | None = option("class-conditional G and D (default: when the data has labels)", default=None)
     image_size: int | None = option("image side in pixels (default: the dataset's; folders 64)", default=None)
     channels: int | None = option("1 (grey) or 3 (RGB) (default: the dataset's)", default=None)
     num_classes: int = option("set from the dataset", default=0)
     z_dim: int = option("latent size", default=100)
-    g_width: int = option("channels of G's first feature map", default=256)
-    d_width: int = option("channels of D's first convolution", default=64)
+    g_width: int | None = option("channels of G's first feature map (default: fast 128, paper/tutorial 256)",
+                                 default=None)
+    d_width: int | None = option("channels of D's first convolution (default: fast 32, paper/tutorial 64)",
+                                 default=None)
     bn_affine: bool = option("batch norm with scale and bias (the paper found without better)", default=False)
     epochs: int = option("training epochs", default=5)
     max_steps: int | None = option("stop after this many optimiser steps in total", default=None)
     batch_size: int = option("images per step", default=128)
     lr_g: float = option("Adam learning rate of G", default=2e-4)
     lr_d: float = option("Adam learning rate of D", default=2e-4)
+    lr_schedule: str = option("constant | linear (both learning rates fall linearly to 0 at the last step)",
+                              default="constant")
     beta1: float = option("Adam beta1", default=0.5)
     beta2: float = option("Adam beta2", default=0.999)
     ema: bool = option("keep an exponential moving average of G for samples", default=True)
@@ -62,6 +75,10 @@ class TrainConfig:
     def __post_init__(self):
         from ganimate.models.dcgan import ARCHS, upsampling_plan
 
+        if self.arch in ARCHS:
+            for name, value in ARCH_WIDTHS[self.arch].items():
+                if getattr(self, name) is None:
+                    setattr(self, name, value)
         if not (self.dataset in DATASETS or self.dataset.startswith("folder:")):
             raise GanimateError(f"unknown dataset {self.dataset!r}: choose from {', '.join(DATASETS)}")
         if self.arch not in ARCHS:
@@ -79,6 +96,8 @@ class TrainConfig:
                 raise GanimateError(f"--{name.replace('_', '-')} must be positive, got {getattr(self, name)}")
         if not (0 <= self.beta1 < 1 and 0 <= self.beta2 < 1 and 0 <= self.ema_decay < 1):
             raise GanimateError("--beta1, --beta2 and --ema-decay must lie in [0, 1)")
+        if self.lr_schedule not in ("constant", "linear"):
+            raise GanimateError(f"--lr-schedule must be constant or linear, got {self.lr_schedule!r}")
         if self.precision not in ("auto", "fp32", "bf16"):
             raise GanimateError(f"--precision must be auto, fp32 or bf16, got {self.precision!r}")
         if self.channels not in (None, 1, 3):

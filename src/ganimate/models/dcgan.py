@@ -13,6 +13,12 @@ Two architectures, selected by name:
 - ``tutorial``: the TensorFlow DCGAN tutorial's pair: the same generator and a
   discriminator of two 5x5 stride-2 convolutions (64, 128) with LeakyReLU and
   dropout 0.3, then a dense logit.
+- ``fast``: the CPU preset (the default of ``ganimate train``). G: z -> dense ->
+  (base x base x 128) -> 4x4 stride-2 Conv2DTranspose layers with batch norm and
+  LeakyReLU -> tanh; a 4x4 kernel at stride 2 gives every output pixel the same
+  number of taps, so no checkerboard. D: 4x4 stride-2 convolutions (32, 64, ...)
+  with batch norm (not on the first) and LeakyReLU, then a dense logit. About a
+  quarter of the paper pair's FLOPs per image; see bench/RESULTS.md.
 
 Conditioning: the class enters G as a learned embedding concatenated to z, and D
 through a projection (Miyato & Koyama 2018): logit += <embed(y), features>.
@@ -28,7 +34,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-ARCHS = ("paper", "tutorial")
+ARCHS = ("paper", "tutorial", "fast")
 
 
 def class_weights(y: torch.Tensor | None, num_classes: int, dtype: torch.dtype) -> torch.Tensor | None:
@@ -62,6 +68,7 @@ class Generator(nn.Module):
         width: int = 256,
         embed_dim: int = 50,
         bn_affine: bool = True,
+        arch: str = "paper",
     ):
         super().__init__()
         self.z_dim, self.image_size, self.channels, self.num_classes = z_dim, image_size, channels, num_classes
@@ -79,11 +86,22 @@ class Generator(nn.Module):
                 nn.LeakyReLU(0.2),
             ]
 
-        layers, c = up(width, width // 2, 1), width // 2
-        for _ in range(n_up - 1):
-            layers += up(c, max(c // 2, 16), 2)
-            c = max(c // 2, 16)
-        layers += [nn.ConvTranspose2d(c, channels, 5, 2, 2, output_padding=1), nn.Tanh()]
+        def up4(cin, cout):  # 4x4 stride 2: every output pixel gets the same number of taps
+            return [nn.ConvTranspose2d(cin, cout, 4, 2, 1, bias=False), nn.BatchNorm2d(cout, affine=bn_affine),
+                    nn.LeakyReLU(0.2)]
+
+        if arch == "fast":
+            layers, c = [], width
+            for _ in range(n_up - 1):
+                layers += up4(c, max(c // 2, 16))
+                c = max(c // 2, 16)
+            layers += [nn.ConvTranspose2d(c, channels, 4, 2, 1), nn.Tanh()]
+        else:
+            layers, c = up(width, width // 2, 1), width // 2
+            for _ in range(n_up - 1):
+                layers += up(c, max(c // 2, 16), 2)
+                c = max(c // 2, 16)
+            layers += [nn.ConvTranspose2d(c, channels, 5, 2, 2, output_padding=1), nn.Tanh()]
         self.net = nn.Sequential(*layers)
 
     def forward(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
@@ -127,6 +145,14 @@ class Discriminator(nn.Module):
                 layers += [nn.Conv2d(c, width * mult, 5, 2, 2), nn.LeakyReLU(0.2), nn.Dropout(0.3)]
                 c, s = width * mult, (s + 1) // 2
             dropout = 0.0
+        elif arch == "fast":
+            layers, c, s, mult = [nn.Conv2d(channels, width, 4, 2, 1), nn.LeakyReLU(0.2)], width, image_size // 2, 1
+            while s > 8:
+                mult *= 2
+                layers += [nn.Conv2d(c, width * mult, 4, 2, 1), nn.BatchNorm2d(width * mult, affine=bn_affine),
+                           nn.LeakyReLU(0.2)]
+                c, s = width * mult, s // 2
+            dropout = 0.0
         else:
             raise ValueError(f"unknown arch {arch!r}: choose from {', '.join(ARCHS)}")
         features = c * s * s
@@ -159,7 +185,8 @@ def init_weights(module: nn.Module) -> None:
 def build_models(cfg) -> tuple[Generator, Discriminator]:
     """Build (G, D) from a TrainConfig (or anything with the same fields), DCGAN-initialised."""
     num_classes = cfg.num_classes if cfg.conditional else 0
-    G = Generator(cfg.z_dim, cfg.image_size, cfg.channels, num_classes, cfg.g_width, bn_affine=cfg.bn_affine)
+    G = Generator(cfg.z_dim, cfg.image_size, cfg.channels, num_classes, cfg.g_width, bn_affine=cfg.bn_affine,
+                  arch=cfg.arch)
     D = Discriminator(cfg.arch, cfg.image_size, cfg.channels, num_classes, cfg.d_width, bn_affine=cfg.bn_affine)
     init_weights(G)
     init_weights(D)

@@ -49,8 +49,6 @@ class TrainConfig:
     batch_size: int = option("images per step", default=128)
     lr_g: float = option("Adam learning rate of G", default=2e-4)
     lr_d: float = option("Adam learning rate of D", default=2e-4)
-    lr_schedule: str = option("constant | linear (both learning rates fall linearly to 0 at the last step)",
-                              default="constant")
     beta1: float = option("Adam beta1", default=0.5)
     beta2: float = option("Adam beta2", default=0.999)
     ema: bool = option("keep an exponential moving average of G for samples", default=True)
@@ -96,8 +94,6 @@ class TrainConfig:
                 raise GanimateError(f"--{name.replace('_', '-')} must be positive, got {getattr(self, name)}")
         if not (0 <= self.beta1 < 1 and 0 <= self.beta2 < 1 and 0 <= self.ema_decay < 1):
             raise GanimateError("--beta1, --beta2 and --ema-decay must lie in [0, 1)")
-        if self.lr_schedule not in ("constant", "linear"):
-            raise GanimateError(f"--lr-schedule must be constant or linear, got {self.lr_schedule!r}")
         if self.precision not in ("auto", "fp32", "bf16"):
             raise GanimateError(f"--precision must be auto, fp32 or bf16, got {self.precision!r}")
         if self.channels not in (None, 1, 3):

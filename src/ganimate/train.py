@@ -105,11 +105,6 @@ def update_ema(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> No
         b_ema.copy_(b)
 
 
-def set_lr(opt: torch.optim.Optimizer, lr: float) -> None:
-    for group in opt.param_groups:
-        group["lr"] = lr
-
-
 def epoch_permutation(seed: int, epoch: int, n: int) -> torch.Tensor:
     """The data order of one epoch, a function of (seed, epoch) alone so resume can rebuild it."""
     return torch.randperm(n, generator=torch.Generator().manual_seed(seed * 1_000_003 + epoch))
@@ -396,9 +391,6 @@ def fit(cfg: TrainConfig, *, resume: bool = False, overwrite: bool = False) -> P
                 x = images[idx].float().div_(127.5).sub_(1.0)  # (B, C, H, W) in [-1, 1]
                 y = labels[idx] if labels is not None else None
                 z = torch.randn(cfg.batch_size, cfg.z_dim, generator=noise).to(device)
-                if cfg.lr_schedule == "linear":
-                    set_lr(opt_G, cfg.lr_g * (1 - step / total))
-                    set_lr(opt_D, cfg.lr_d * (1 - step / total))
                 stats = train_step(G, D, opt_G, opt_D, x, y, z, bf16=cfg.precision == "bf16")
                 step += 1
                 if G_ema is not None:

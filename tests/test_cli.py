@@ -112,7 +112,7 @@ def test_resume_continues_step_count(trained, tmp_path):
 def test_dry_run_writes_nothing(tmp_path):
     result = run_cli("train", "--dataset", "mnist", "--out", tmp_path / "run", "--dry-run")
     assert result.returncode == 0, result.stderr
-    assert '"arch": "fast"' in result.stdout and '"g_width": 128' in result.stdout and "params" in result.stdout
+    assert '"arch": "fast"' in result.stdout and '"g_width": 192' in result.stdout and "params" in result.stdout
     assert not (tmp_path / "run").exists()
 
 

@@ -41,15 +41,24 @@ def test_fast_preset_is_the_default_and_smaller():
     from ganimate.config import TrainConfig
 
     cfg = TrainConfig(num_classes=10, conditional=True, image_size=28, channels=1)
-    assert (cfg.arch, cfg.g_width, cfg.d_width) == ("fast", 128, 32)
+    assert (cfg.arch, cfg.g_width, cfg.d_width, cfg.lr_g) == ("fast", 192, 32, 6e-4)
     paper = TrainConfig(arch="paper", num_classes=10, conditional=True, image_size=28, channels=1)
-    assert (paper.g_width, paper.d_width) == (256, 64)
+    assert (paper.g_width, paper.d_width, paper.lr_g) == (256, 64, 2e-4)
     assert TrainConfig(arch="fast", g_width=64).g_width == 64  # an explicit width wins
     G, D = build_models(cfg)
     Gp, Dp = build_models(paper)
     convT = [m for m in G.modules() if isinstance(m, torch.nn.ConvTranspose2d)]
     assert [(m.kernel_size, m.stride) for m in convT] == [((4, 4), (2, 2))] * 2
-    assert count_params(G) + count_params(D) < (count_params(Gp) + count_params(Dp)) / 2
+    assert count_params(G) + count_params(D) < count_params(Gp) + count_params(Dp)
+
+    def flops(G, D):
+        from torch.utils.flop_counter import FlopCounterMode
+
+        with FlopCounterMode(display=False) as counter:
+            D(G(torch.randn(2, 100), torch.arange(2)), torch.arange(2))
+        return counter.get_total_flops()
+
+    assert flops(G, D) < flops(Gp, Dp) / 4
 
 
 @pytest.mark.parametrize("affine", [True, False])

@@ -12,11 +12,12 @@ from ganimate.errors import GanimateError
 DATASETS = ("mnist", "fashion-mnist", "cifar10", "synthetic", "folder:PATH")
 
 
-# Channel widths each architecture starts from when --g-width / --d-width are not given.
-ARCH_WIDTHS = {
-    "fast": {"g_width": 128, "d_width": 32},
-    "paper": {"g_width": 256, "d_width": 64},
-    "tutorial": {"g_width": 256, "d_width": 64},
+# What each architecture starts from when --g-width / --d-width / --lr-g / --lr-d are not given. The fast
+# preset's learning rate is measured in bench/RESULTS.md; paper and tutorial keep DCGAN's 2e-4.
+ARCH_DEFAULTS = {
+    "fast": {"g_width": 192, "d_width": 32, "lr_g": 6e-4, "lr_d": 6e-4},
+    "paper": {"g_width": 256, "d_width": 64, "lr_g": 2e-4, "lr_d": 2e-4},
+    "tutorial": {"g_width": 256, "d_width": 64, "lr_g": 2e-4, "lr_d": 2e-4},
 }
 
 
@@ -39,7 +40,7 @@ class TrainConfig:
     channels: int | None = option("1 (grey) or 3 (RGB) (default: the dataset's)", default=None)
     num_classes: int = option("set from the dataset", default=0)
     z_dim: int = option("latent size", default=100)
-    g_width: int | None = option("channels of G's first feature map (default: fast 128, paper/tutorial 256)",
+    g_width: int | None = option("channels of G's first feature map (default: fast 192, paper/tutorial 256)",
                                  default=None)
     d_width: int | None = option("channels of D's first convolution (default: fast 32, paper/tutorial 64)",
                                  default=None)
@@ -47,8 +48,8 @@ class TrainConfig:
     epochs: int = option("training epochs", default=5)
     max_steps: int | None = option("stop after this many optimiser steps in total", default=None)
     batch_size: int = option("images per step", default=128)
-    lr_g: float = option("Adam learning rate of G", default=2e-4)
-    lr_d: float = option("Adam learning rate of D", default=2e-4)
+    lr_g: float | None = option("Adam learning rate of G (default: fast 6e-4, paper/tutorial 2e-4)", default=None)
+    lr_d: float | None = option("Adam learning rate of D (default: fast 6e-4, paper/tutorial 2e-4)", default=None)
     beta1: float = option("Adam beta1", default=0.5)
     beta2: float = option("Adam beta2", default=0.999)
     ema: bool = option("keep an exponential moving average of G for samples", default=True)
@@ -74,7 +75,7 @@ class TrainConfig:
         from ganimate.models.dcgan import ARCHS, upsampling_plan
 
         if self.arch in ARCHS:
-            for name, value in ARCH_WIDTHS[self.arch].items():
+            for name, value in ARCH_DEFAULTS[self.arch].items():
                 if getattr(self, name) is None:
                     setattr(self, name, value)
         if not (self.dataset in DATASETS or self.dataset.startswith("folder:")):

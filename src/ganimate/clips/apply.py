@@ -86,7 +86,8 @@ def as_frame(image: np.ndarray, path: str | Path, size: int, resize: bool) -> np
 
 def _check_task(run: str, task: str, wanted: str, command: str, other: str) -> None:
     if task != wanted:
-        raise GanimateError(f"{run} is a {task} run; `ganimate {command}` needs a {wanted} run "
+        article = "an" if wanted[0] in "aeiou" else "a"
+        raise GanimateError(f"{run} is a {task} run; `ganimate {command}` needs {article} {wanted} run "
                             f"(use `ganimate {other}` with this one)")
 
 

@@ -15,7 +15,6 @@ run sees the same data as an uninterrupted one.
 from __future__ import annotations
 
 import copy
-import dataclasses
 import functools
 import json
 import signal
@@ -31,7 +30,7 @@ from tqdm import tqdm
 
 from ganimate import losses
 from ganimate.checkpoint import list_checkpoints, load_checkpoint, resolve_checkpoint, save_checkpoint
-from ganimate.config import option, print_config
+from ganimate.config import TrainConfig, option, print_config
 from ganimate.data.moving_mnist import SIZES, clip_source
 from ganimate.errors import GanimateError
 from ganimate.images import atomic_write, make_grid
@@ -118,16 +117,8 @@ class ClipTrainConfig:
         if self.out is None:
             self.out = str(Path("runs") / f"clip-{self.task}")
 
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> ClipTrainConfig:
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise GanimateError(f"config has unknown settings {unknown}: not a clip run, or a newer ganimate's")
-        return cls(**d)
+    to_dict = TrainConfig.to_dict
+    from_dict = classmethod(TrainConfig.from_dict.__func__)  # same checks: unknown settings are an error
 
 
 def resume_clip_config(run_dir: str | Path, overrides: dict) -> ClipTrainConfig:

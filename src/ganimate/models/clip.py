@@ -22,6 +22,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ganimate.models import dcgan
+
 TASKS = ("predict", "inbetween")
 
 
@@ -138,13 +140,14 @@ class ClipDiscriminator(nn.Module):
 
 
 def init_weights(module: nn.Module) -> None:
-    """DCGAN initialisation: N(0, 0.02) weights, N(1, 0.02) batch-norm scales, zero biases."""
+    """DCGAN initialisation (models/dcgan.py) extended to 3D convolutions and batch norms."""
+    dcgan.init_weights(module)
     for m in module.modules():
-        if isinstance(m, (nn.Conv2d, nn.Conv3d, nn.Linear)):
+        if isinstance(m, nn.Conv3d):
             nn.init.normal_(m.weight, 0.0, 0.02)
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
-        elif isinstance(m, (nn.BatchNorm2d, nn.BatchNorm3d)) and m.affine:
+        elif isinstance(m, nn.BatchNorm3d) and m.affine:
             nn.init.normal_(m.weight, 1.0, 0.02)
             nn.init.zeros_(m.bias)
 

@@ -170,6 +170,83 @@ def prepare_run_dir(run_dir: Path, *, resume: bool, overwrite: bool) -> None:
         shutil.rmtree(run_dir)
 
 
+@dataclass
+class GanState:
+    """What a GAN run checkpoints and resumes from: G, D, G's moving average, both Adam optimizers and
+    the noise generator. Image, restoration and clip training share it."""
+
+    G: torch.nn.Module
+    D: torch.nn.Module
+    G_ema: torch.nn.Module | None
+    opt_G: torch.optim.Optimizer
+    opt_D: torch.optim.Optimizer
+    noise: torch.Generator
+
+    @classmethod
+    def create(cls, G, D, *, lr_g: float, lr_d: float, betas: tuple[float, float], seed: int,
+               ema: bool = True) -> GanState:
+        G_ema = copy.deepcopy(G).eval().requires_grad_(False) if ema else None
+        return cls(G, D, G_ema, torch.optim.Adam(G.parameters(), lr=lr_g, betas=betas),
+                   torch.optim.Adam(D.parameters(), lr=lr_d, betas=betas), torch.Generator().manual_seed(seed + 1))
+
+    def to(self, device: torch.device) -> None:
+        """Move the networks, and the optimizer state with its parameters."""
+        for module in (self.G, self.D, self.G_ema):
+            if module is not None:
+                module.to(device)
+        for opt in (self.opt_G, self.opt_D):
+            for s in opt.state.values():
+                for k, v in s.items():
+                    if torch.is_tensor(v) and k != "step":
+                        s[k] = v.to(device)
+
+    def state_dict(self, device: torch.device) -> dict:
+        return {
+            "G": self.G.state_dict(),
+            "D": self.D.state_dict(),
+            "G_ema": self.G_ema.state_dict() if self.G_ema is not None else None,
+            "opt_G": self.opt_G.state_dict(),
+            "opt_D": self.opt_D.state_dict(),
+            "rng": {"torch": torch.get_rng_state(), "noise": self.noise.get_state(),
+                    "cuda": torch.cuda.get_rng_state_all() if device.type == "cuda" else None},
+        }
+
+    def load_state_dict(self, state: dict, source: Path, device: torch.device) -> tuple[int, float]:
+        """Restore a checkpoint's training state; returns (step, elapsed seconds)."""
+        try:
+            self.G.load_state_dict(state["G"])
+            self.D.load_state_dict(state["D"])
+            if self.G_ema is not None:
+                self.G_ema.load_state_dict(state["G_ema"])
+            self.opt_G.load_state_dict(state["opt_G"])
+            self.opt_D.load_state_dict(state["opt_D"])
+            self.noise.set_state(state["rng"]["noise"])
+            torch.set_rng_state(state["rng"]["torch"])
+            step, elapsed = state["step"], state.get("elapsed_s", 0.0)
+        except (RuntimeError, KeyError, TypeError, ValueError, AttributeError) as e:
+            reason = str(e).splitlines()[0][:100]
+            raise GanimateError(f"{source} does not fit the run's config.json ({reason})") from None
+        if device.type == "cuda" and state["rng"].get("cuda") is not None:
+            torch.cuda.set_rng_state_all(state["rng"]["cuda"])
+        return step, elapsed
+
+
+def open_run(run_dir: Path, cfg, log: RunLog, *, resume: bool, overwrite: bool, step: int = 0,
+             ckpt_path: Path | None = None, records: tuple[str, ...] = ("stats.jsonl",)) -> None:
+    """Create (or reopen) a run folder: config.json, log.txt, samples/; a resume drops the `records`
+    lines written after its checkpoint. The config is printed to the log."""
+    prepare_run_dir(run_dir, resume=resume, overwrite=overwrite)
+    (run_dir / "samples").mkdir(parents=True, exist_ok=True)
+    log.path = run_dir / "log.txt"
+    config_text = json.dumps(cfg.to_dict(), indent=2) + "\n"
+    atomic_write(run_dir / "config.json", lambda tmp: tmp.write_text(config_text))
+    if resume:
+        for name in records:
+            _trim_jsonl(run_dir / name, step)
+        log(f"resuming {run_dir} from {ckpt_path.name} (step {step:,})")
+    print_config(cfg, log)
+
+
 def resume_config(run_dir: str | Path, overrides: dict) -> TrainConfig:
     """The saved config of a run, with only the settings a resume may change taken from `overrides`."""
     run_dir = Path(run_dir)
@@ -243,11 +320,8 @@ def fit(cfg: TrainConfig, *, resume: bool = False, overwrite: bool = False) -> P
     """Train a run from `cfg` (or continue it with resume=True); returns the run folder."""
     run_dir = Path(cfg.out)
     device = resolve_device(cfg.device)
-    if resume:
-        ckpt_path = list_checkpoints(run_dir)[-1]
-        state = load_checkpoint(ckpt_path)
-    else:
-        state = None
+    ckpt_path = list_checkpoints(run_dir)[-1] if resume else None
+    state = load_checkpoint(ckpt_path) if resume else None
     bar = None
     log = RunLog(None, lambda: bar is not None)
 
@@ -258,43 +332,18 @@ def fit(cfg: TrainConfig, *, resume: bool = False, overwrite: bool = False) -> P
     total = cfg.epochs * spe if cfg.max_steps is None else min(cfg.epochs * spe, cfg.max_steps)
 
     torch.manual_seed(cfg.seed)
-    G, D = build_models(cfg)
-    G_ema = copy.deepcopy(G).eval().requires_grad_(False) if cfg.ema else None
-    opt_G = torch.optim.Adam(G.parameters(), lr=cfg.lr_g, betas=(cfg.beta1, cfg.beta2))
-    opt_D = torch.optim.Adam(D.parameters(), lr=cfg.lr_d, betas=(cfg.beta1, cfg.beta2))
-    noise = torch.Generator().manual_seed(cfg.seed + 1)
+    gan = GanState.create(*build_models(cfg), lr_g=cfg.lr_g, lr_d=cfg.lr_d, betas=(cfg.beta1, cfg.beta2),
+                          seed=cfg.seed, ema=cfg.ema)
+    G, D, G_ema, opt_G, opt_D, noise = gan.G, gan.D, gan.G_ema, gan.opt_G, gan.opt_D, gan.noise
     step, elapsed = 0, 0.0
     if state is not None:
-        try:
-            G.load_state_dict(state["G"])
-            D.load_state_dict(state["D"])
-            if G_ema is not None:
-                G_ema.load_state_dict(state["G_ema"])
-            opt_G.load_state_dict(state["opt_G"])
-            opt_D.load_state_dict(state["opt_D"])
-            noise.set_state(state["rng"]["noise"])
-            torch.set_rng_state(state["rng"]["torch"])
-            step, elapsed = state["step"], state.get("elapsed_s", 0.0)
-        except (RuntimeError, KeyError, TypeError, ValueError) as e:
-            reason = str(e).splitlines()[0][:100]
-            raise GanimateError(f"{ckpt_path} does not fit the run's config.json ({reason})") from None
-        if device.type == "cuda" and state["rng"].get("cuda") is not None:
-            torch.cuda.set_rng_state_all(state["rng"]["cuda"])
+        step, elapsed = gan.load_state_dict(state, ckpt_path, device)
         if step >= total:
             raise GanimateError(f"{run_dir} is already at step {step:,} of {total:,}: "
                                 f"raise --epochs or --max-steps to train on")
 
-    prepare_run_dir(run_dir, resume=resume, overwrite=overwrite)
-    (run_dir / "samples").mkdir(parents=True, exist_ok=True)
-    log.path = run_dir / "log.txt"
-    config_text = json.dumps(cfg.to_dict(), indent=2) + "\n"
-    atomic_write(run_dir / "config.json", lambda tmp: tmp.write_text(config_text))
-    if resume:
-        _trim_jsonl(run_dir / "stats.jsonl", step)
-        _trim_jsonl(run_dir / "samples" / "index.jsonl", step)
-        _trim_jsonl(run_dir / "metrics.jsonl", step)
-        log(f"resuming {run_dir} from {ckpt_path.name} (step {step:,})")
-    print_config(cfg, log)
+    open_run(run_dir, cfg, log, resume=resume, overwrite=overwrite, step=step, ckpt_path=ckpt_path,
+             records=("stats.jsonl", "samples/index.jsonl", "metrics.jsonl"))
     log(
         f"data: {cfg.dataset}, {len(ds.images):,} images {cfg.channels}x{cfg.image_size}x{cfg.image_size}, "
         f"{ds.num_classes} classes | G {count_params(G):,} params, D {count_params(D):,} params | device {device}"
@@ -303,14 +352,7 @@ def fit(cfg: TrainConfig, *, resume: bool = False, overwrite: bool = False) -> P
 
     images = ds.images.to(device)  # (N, C, H, W) uint8, the whole dataset in memory
     labels = ds.labels.to(device) if cfg.conditional else None
-    G.to(device), D.to(device)
-    if G_ema is not None:
-        G_ema.to(device)
-    for opt in (opt_G, opt_D):  # optimizer state follows its parameters
-        for s in opt.state.values():
-            for k, v in s.items():
-                if torch.is_tensor(v) and k != "step":
-                    s[k] = v.to(device)
+    gan.to(device)
     sampler = G_ema if G_ema is not None else G
     z_grid, y_grid, nrow = grid_inputs(cfg)
     z_grid = z_grid.to(device)
@@ -336,27 +378,9 @@ def fit(cfg: TrainConfig, *, resume: bool = False, overwrite: bool = False) -> P
                       {"file": name, "step": step, "epoch": math.ceil(step / spe), "kind": kind})
 
     def checkpoint() -> Path:
-        return save_checkpoint(
-            {
-                "config": cfg.to_dict(),
-                "step": step,
-                "epoch": step // spe,
-                "elapsed_s": elapsed + time.perf_counter() - t_start,
-                "G": G.state_dict(),
-                "D": D.state_dict(),
-                "G_ema": G_ema.state_dict() if G_ema is not None else None,
-                "opt_G": opt_G.state_dict(),
-                "opt_D": opt_D.state_dict(),
-                "rng": {
-                    "torch": torch.get_rng_state(),
-                    "noise": noise.get_state(),
-                    "cuda": torch.cuda.get_rng_state_all() if device.type == "cuda" else None,
-                },
-            },
-            run_dir,
-            step,
-            keep=cfg.keep_checkpoints,
-        )
+        state = {"config": cfg.to_dict(), "step": step, "epoch": step // spe,
+                 "elapsed_s": elapsed + time.perf_counter() - t_start, **gan.state_dict(device)}
+        return save_checkpoint(state, run_dir, step, keep=cfg.keep_checkpoints)
 
     def evaluate(G_eval) -> None:
         from ganimate.metrics.evaluate import quick_eval

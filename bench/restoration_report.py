@@ -24,11 +24,12 @@ import torch
 from PIL import Image, ImageDraw
 
 from ganimate.checkpoint import list_checkpoints, load_checkpoint
-from ganimate.images import make_grid, save_png, to_uint8
+from ganimate.images import atomic_write, make_grid, save_png, to_uint8
 from ganimate.restore.evaluate import evaluate_restoration, format_rows
 from ganimate.restore.train import RestoreTrainConfig, fit_restore
 
 ROW_NAMES = ("degraded", "best baseline", "L1-only", "GAN", "clean")
+DEFAULT_ADV = 0.01
 
 
 def key_of(dataset: str, task: str, sigma: float) -> str:
@@ -91,16 +92,18 @@ def targets(record: dict) -> list[str]:
         wins = [f"FD {gan['fd']:.3f} vs {l1['fd']:.3f}" if gan.get("fd", 1e9) < l1.get("fd", 0) else None,
                 f"class accuracy {gan['class_acc']:.4f} vs {l1['class_acc']:.4f}"
                 if gan.get("class_acc", 0) > l1.get("class_acc", 1) else None]
+        if gan.get("sharpness") is not None and abs(gan["sharpness"] - 1) < abs(l1["sharpness"] - 1):
+            wins.append(f"sharpness {gan['sharpness']:.3f} vs {l1['sharpness']:.3f} (clean 1)")
         wins = [w for w in wins if w]
+        measured = "FD, class accuracy and sharpness" if gan.get("sharpness") is not None else "FD and class accuracy"
         out.append(f"L1-only has the higher PSNR ({l1['psnr']:.2f} vs {gan['psnr']:.2f} dB); the GAN wins on "
-                   + ("; ".join(wins) if wins else "neither FD nor class accuracy here")
-                   + " (see the figure for sharpness)")
+                   + ("; ".join(wins) if wins else f"none of {measured} at this adversarial weight and length"))
     else:
         out.append(f"the GAN also has the higher PSNR than L1-only ({gan['psnr']:.2f} vs {l1['psnr']:.2f} dB)")
     return out
 
 
-def write_report(path: Path, records: list[dict], args, started: str) -> None:
+def write_report(path: Path, records: list[dict], args, started: str, sweeps: list[dict] = ()) -> None:
     lines = [
         "# Image restoration with the DCGAN design (issue 6)",
         "",
@@ -121,18 +124,45 @@ def write_report(path: Path, records: list[dict], args, started: str) -> None:
         f"{args.batch_size}, {'bf16 autocast' if args.precision == 'bf16' else args.precision}, Adam 2e-4 (β1 0.5), "
         "EMA of G; the GAN's loss is L1 + 0.01 × BCE",
         "adversarial; L1-only is the same run with `--adv-weight 0`. Wall time: training plus evaluation for",
-        "the models, tuning plus running on the test set for the baselines.",
+        "the models, tuning plus running on the test set for the baselines. Sharpness: gradient energy of the",
+        "restored images relative to the clean ones (1.00 = as sharp as clean; below is blurrier, above noisier).",
+        "A pair whose record already lies under the runs folder is reused, not recomputed (the per-row times",
+        "are those of the invocation that computed it; records older than the sharpness column show it as —).",
+        "Class accuracies at N = 10,000 carry a standard error of about 0.001 (near 0.99) to 0.002 (near 0.95),",
+        "so differences of a few thousandths are within sampling noise.",
         "",
     ]
+    lines += ["## Summary", "", "| dataset | task | best tuned baseline | GAN | GAN − baseline | target +3 dB "
+              "| L1-only | GAN class acc highest |", "|---|---|---|---|---|---|---|---|"]
+    for rec in records:
+        rows = {r["method"]: r for r in rec["rows"]}
+        base = max((r for r in rec["rows"] if r["kind"] == "baseline"), key=lambda r: r["psnr"])
+        gan, l1 = rows["GAN"], rows["L1-only"]
+        top = max(r.get("class_acc", 0) for r in rec["rows"] if r["kind"] in ("baseline", "model"))
+        task = rec["key"].split("_", 1)[1]  # denoise0.4 for sigma 0.4
+        margin = gan["psnr"] - base["psnr"]
+        lines.append(f"| {rec['dataset']} | {task} | {base['method']} {base['psnr']:.2f} dB | {gan['psnr']:.2f} dB | "
+                     f"{margin:+.2f} dB | {'met' if margin >= 3 else 'missed'} | "
+                     f"{l1['psnr']:.2f} dB | {'yes' if gan.get('class_acc', -1) >= top else 'no'} "
+                     f"({gan.get('class_acc', 0):.4f} vs top {top:.4f}) |")
+    lines.append("")
     for rec in records:
         lines += [f"## {rec['dataset']}, {rec['task']}: {rec['degradation']}", "",
                   format_rows(rec), ""]
         lines += [f"- {t}" for t in targets(rec)]
         fig = f"restoration/{rec['key']}.png"
         lines += ["", f"![{rec['key']}]({fig})", f"`{fig}`: rows degraded, best baseline, L1-only, GAN, clean.", ""]
+    if sweeps:
+        lines += ["## What the adversary adds: adversarial-weight sweep", "",
+                  "The same generator and training length with a larger weight on the adversarial loss",
+                  f"(`--adv-weight`; 0 is L1-only, {DEFAULT_ADV:g} is the GAN of the tables above), models only, same "
+                  "test images.", ""]
+        for rec in sweeps:
+            lines += [f"### {rec['dataset']}, {rec['task']}", "", format_rows(rec), "",
+                      f"![{rec['key']}](restoration/{rec['key']}.png)",
+                      f"`restoration/{rec['key']}.png`: rows degraded, L1-only, then the GANs by adversarial weight, "
+                      "clean.", ""]
     text = "\n".join(lines) + "\n"
-    from ganimate.images import atomic_write
-
     atomic_write(path, lambda tmp: tmp.write_text(text))
 
 
@@ -151,6 +181,8 @@ def main(argv=None) -> None:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--runs-root", default="runs/restoration")
     p.add_argument("--out", default="reports/restoration.md")
+    p.add_argument("--adv-sweep", default="", help="adversarial weights of extra GAN runs for a sweep (comma list)")
+    p.add_argument("--sweep", default="mnist_sr", help="dataset_task keys the sweep covers (comma list)")
     args = p.parse_args(argv)
     args.argv = argv if argv is not None else os.sys.argv[1:]
     torch.set_num_threads(args.threads)
@@ -175,7 +207,7 @@ def main(argv=None) -> None:
             continue
         t0 = time.perf_counter()
         runs = []
-        for name, adv in (("gan", 0.01), ("l1", 0.0)):
+        for name, adv in (("gan", DEFAULT_ADV), ("l1", 0.0)):
             cfg = RestoreTrainConfig(task=task, dataset=dataset, out=str(root / f"{key}_{name}"), factor=args.factor,
                                      sigma=sigma, adv_weight=adv, epochs=args.epochs, max_steps=args.max_steps,
                                      batch_size=args.batch_size, precision=args.precision, device="cpu",
@@ -186,13 +218,38 @@ def main(argv=None) -> None:
         best = max((r for r in record["rows"] if r["kind"] == "baseline"), key=lambda r: r["psnr"])["method"]
         labelled_figure(previews, best, figures / f"{key}.png")
         record["pair_wall_s"] = time.perf_counter() - t0
-        from ganimate.images import atomic_write
-
         atomic_write(record_path, lambda tmp, r=record: tmp.write_text(json.dumps(r, indent=1)))
         records.append(record)
         write_report(out, records, args, started)
         log(f"{key}: done in {time.perf_counter() - t0:.0f} s; {out} updated")
-    write_report(out, records, args, started)
+    sweeps = []
+    weights = [float(w) for w in args.adv_sweep.split(",") if w.strip()]
+    for key in [k for k in args.sweep.split(",") if k.strip()] if weights else []:
+        job = next((j for j in jobs if key_of(*j) == key), None)
+        if job is None:
+            raise SystemExit(f"--sweep {key}: not one of this report's dataset_task keys")
+        record_path = root / f"{key}_sweep.json"
+        if record_path.is_file():
+            sweeps.append(json.loads(record_path.read_text()))
+            continue
+        dataset, task, sigma = job
+        runs = [root / f"{key}_l1", root / f"{key}_gan"]
+        for w in weights:
+            cfg = RestoreTrainConfig(task=task, dataset=dataset, out=str(root / f"{key}_gan{w:g}"), factor=args.factor,
+                                     sigma=sigma, adv_weight=w, epochs=args.epochs, max_steps=args.max_steps,
+                                     batch_size=args.batch_size, precision=args.precision, device="cpu",
+                                     log_every=100)
+            runs.append(train_or_reuse(cfg, log))
+        record, previews = evaluate_restoration(runs, n=args.n_test, baselines=False, log=log)
+        record["key"] = f"{key}_sweep"
+        models = [r["method"] for r in record["rows"] if r["kind"] == "model"]
+        rows = [previews[m] for m in ["degraded input", *models, "clean"]]
+        grid = make_grid(to_uint8(torch.cat(rows) * 2 - 1), len(rows[0]))
+        save_png(np.kron(grid, np.ones((3, 3, 1), np.uint8)), figures / f"{key}_sweep.png")
+        atomic_write(record_path, lambda tmp, r=record: tmp.write_text(json.dumps(r, indent=1)))
+        sweeps.append(record)
+        write_report(out, records, args, started, sweeps)
+    write_report(out, records, args, started, sweeps)
 
 
 if __name__ == "__main__":

@@ -48,8 +48,8 @@ def _median(obs, deg, p):
 def _nl_means(obs, deg, p):
     from skimage.restoration import denoise_nl_means
 
-    return denoise_nl_means(obs, h=p["h"] * deg.sigma, sigma=deg.sigma, patch_size=p["patch_size"],
-                            patch_distance=p["patch_distance"], fast_mode=True)
+    return denoise_nl_means(obs, h=p["h"] * deg.sigma, sigma=p["sigma_scale"] * deg.sigma,
+                            patch_size=p["patch_size"], patch_distance=p["patch_distance"], fast_mode=True)
 
 
 def _tv(obs, deg, p):
@@ -84,12 +84,14 @@ BASELINES: tuple[Baseline, ...] = (
     Baseline("bicubic", "sr", _bicubic),
     Baseline("lanczos", "sr", _lanczos),
     Baseline("gaussian", "denoise", _gaussian, tuple({"sigma": s} for s in (0.3, 0.4, 0.5, 0.65, 0.8, 1.0))),
-    Baseline("median", "denoise", _median, ({"size": 3}, {"size": 5})),
-    Baseline("nl_means", "denoise", _nl_means, tuple(
-        {"h": h, "patch_size": ps, "patch_distance": 4} for h in (0.15, 0.25, 0.35, 0.5, 0.7) for ps in (3, 5))),
-    Baseline("tv", "denoise", _tv, tuple({"weight": w} for w in (0.03, 0.05, 0.07, 0.1, 0.15, 0.2))),
+    Baseline("median", "denoise", _median, ({"size": 3}, {"size": 5}, {"size": 7})),
+    Baseline("nl_means", "denoise", _nl_means, tuple(  # h and the noise level told to NLM, in units of sigma
+        {"h": h, "sigma_scale": ss, "patch_size": ps, "patch_distance": 4}
+        for h in (0.25, 0.35, 0.5, 0.7, 1.0) for ss in (0.0, 0.5, 1.0) for ps in (3, 5))),
+    Baseline("tv", "denoise", _tv, tuple({"weight": w} for w in (0.03, 0.05, 0.07, 0.1, 0.15, 0.2, 0.3, 0.45))),
     Baseline("wiener", "deblur", _wiener, tuple({"balance": b} for b in (1e-4, 3e-4, 1e-3, 3e-3, 0.01, 0.03))),
-    Baseline("richardson_lucy", "deblur", _richardson_lucy, tuple({"num_iter": n} for n in (10, 20, 40, 80, 160, 320))),
+    Baseline("richardson_lucy", "deblur", _richardson_lucy,
+             tuple({"num_iter": n} for n in (5, 10, 20, 40, 80, 160, 320))),
 )
 
 

@@ -4,7 +4,8 @@ test split, degraded once with a fixed seed so every method sees the same inputs
 Rows: the degraded input itself, every baseline of the task with the grid point that scored best on
 validation images (held out from training, never the test set), each model run (the GAN and, with
 --compare, the L1-only ablation) and the clean images as the reference. Columns: PSNR, SSIM, the
-reference classifier's accuracy and the FD of restored vs clean test features (`restore.metrics`).
+reference classifier's accuracy, the FD of restored vs clean test features and sharpness (gradient
+energy relative to the clean images; 1 is the clean images' own) (`restore.metrics`).
 """
 
 from __future__ import annotations
@@ -60,14 +61,14 @@ def _fmt(v, spec: str) -> str:
 
 def format_rows(record: dict) -> str:
     """A markdown table of an evaluation record."""
-    lines = ["| method | tuned parameters | PSNR dB | SSIM | class acc | FD | training | wall time s |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = ["| method | tuned parameters | PSNR dB | SSIM | sharpness | class acc | FD | training | wall time s |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for r in record["rows"]:
         params = ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in r["params"].items())
         training = f"{r['steps']:,} steps" if r.get("steps") else "—"
         lines.append(f"| {r['method']} | {params or '—'} | {_fmt(r['psnr'], '.2f')} | {_fmt(r['ssim'], '.3f')} | "
-                     f"{_fmt(r.get('class_acc'), '.4f')} | {_fmt(r.get('fd'), '.2f')} | {training} | "
-                     f"{_fmt(r.get('wall_s'), '.0f')} |")
+                     f"{_fmt(r.get('sharpness'), '.2f')} | {_fmt(r.get('class_acc'), '.4f')} | "
+                     f"{_fmt(r.get('fd'), '.2f')} | {training} | {_fmt(r.get('wall_s'), '.0f')} |")
     return "\n".join(lines)
 
 
@@ -118,14 +119,15 @@ def evaluate_restoration(runs: list[str | Path], n: int = 10000, tune_n: int = 5
     for G, run_cfg, step, train_s, path in models:
         t = time.perf_counter()
         restored = restore(G, obs, run_cfg.image_size)
-        name = run_cfg.method if run_cfg.method not in previews else f"{run_cfg.method} ({path.name})"
+        name = run_cfg.method if run_cfg.method not in previews else f"{run_cfg.method} (adv {run_cfg.adv_weight:g})"
+        if name in previews:
+            name = f"{name} ({path.name})"
         add(name, "model", restored, run=str(path), steps=step, train_s=train_s,
             wall_s=train_s + time.perf_counter() - t, eval_s=time.perf_counter() - t)
         rows[-1]["params"] = {"adv_weight": run_cfg.adv_weight, "g_width": run_cfg.g_width}
     if has_classifier:
-        rows.append({"method": "clean (reference)", "kind": "reference", "params": {}, "psnr": None, "ssim": 1.0,
-                     **score(clean, clean, test_labels, cfg.dataset, clean_stats)})
-        rows[-1]["psnr"] = None
+        rows.append({"method": "clean (reference)", "kind": "reference", "params": {},
+                     **score(clean, clean, test_labels, cfg.dataset, clean_stats), "psnr": None})
     previews["clean"] = clean[:PREVIEW]
     previews["degraded input"] = to_full(obs[:PREVIEW], cfg.image_size)
     record = {"kind": "restore", "task": cfg.task, "dataset": cfg.dataset, "degradation": deg.describe(),

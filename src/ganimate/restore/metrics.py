@@ -40,6 +40,12 @@ def ssim(restored: torch.Tensor, clean: torch.Tensor, win: int = 7) -> torch.Ten
     return s.flatten(1).mean(1)  # (N,)
 
 
+def gradient_energy(x: torch.Tensor) -> torch.Tensor:
+    """Mean absolute finite-difference gradient of images (N, C, H, W): how much edge they hold."""
+    x = x.double()
+    return (x[..., 1:, :] - x[..., :-1, :]).abs().mean() + (x[..., :, 1:] - x[..., :, :-1]).abs().mean()
+
+
 def to_uint8_nchw(x: torch.Tensor) -> torch.Tensor:
     """Float (N, C, H, W) in [0, 1] -> uint8 (N, C, H, W), as a PNG would store it."""
     return (x.float().clamp(0, 1) * 255).round().to(torch.uint8)
@@ -47,11 +53,13 @@ def to_uint8_nchw(x: torch.Tensor) -> torch.Tensor:
 
 def score(restored: torch.Tensor, clean: torch.Tensor, labels: torch.Tensor | None, dataset: str,
           clean_stats: tuple[np.ndarray, np.ndarray] | None = None) -> dict:
-    """psnr, ssim (means) and, where the dataset has a reference classifier, class_acc and fd.
+    """psnr, ssim (means), sharpness (gradient energy relative to the clean images: below 1 is blurrier,
+    above 1 noisier) and, where the dataset has a reference classifier, class_acc and fd.
 
     restored / clean: float (N, C, H, W) in [0, 1]; the classifier sees both as 8-bit images.
     """
-    out = {"psnr": float(psnr(restored, clean).mean()), "ssim": float(ssim(restored, clean).mean())}
+    out = {"psnr": float(psnr(restored, clean).mean()), "ssim": float(ssim(restored, clean).mean()),
+           "sharpness": float(gradient_energy(restored) / gradient_energy(clean).clamp_min(1e-12))}
     if labels is None or dataset not in ("mnist", "fashion-mnist"):
         return out
     model = load_reference(dataset)

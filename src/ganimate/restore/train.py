@@ -15,6 +15,7 @@ import functools
 import json
 import math
 import signal
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from tqdm import tqdm
 
 from ganimate import losses
 from ganimate.checkpoint import list_checkpoints, load_checkpoint, save_checkpoint
@@ -83,9 +85,10 @@ class RestoreTrainConfig:
     keep_checkpoints: int = option("how many recent checkpoints to keep", default=3)
     device: str = option("auto | cpu | cuda | cuda:N | mps", default="auto")
     precision: str = option("auto | fp32 | bf16 (bfloat16 autocast; weights stay fp32)", default="auto")
+    progress: bool | None = option("progress bar (default: when the terminal shows it)", default=None)
 
     RESUMABLE = ("epochs", "max_steps", "log_every", "sample_every", "checkpoint_every", "keep_checkpoints",
-                 "device", "data_dir")
+                 "device", "data_dir", "progress")
 
     def __post_init__(self):
         Degradation.of(self)  # validates task, factor, sigma and the blur settings
@@ -231,11 +234,11 @@ def fit_restore(cfg: RestoreTrainConfig, *, resume: bool = False, overwrite: boo
     """Train a restoration run from `cfg` (or continue it with resume=True); returns the run folder."""
     run_dir = Path(cfg.out)
     device = resolve_device(cfg.device)
-    state, ckpt_path = None, None
+    state, ckpt_path, bar = None, None, None
     if resume:
         ckpt_path = list_checkpoints(run_dir)[-1]
         state = load_checkpoint(ckpt_path)
-    log = RunLog(None)
+    log = RunLog(None, lambda: bar is not None)
 
     images, _ = load_split(cfg, "train", log)
     val_images, _ = load_split(cfg, "val", log)
@@ -254,6 +257,7 @@ def fit_restore(cfg: RestoreTrainConfig, *, resume: bool = False, overwrite: boo
 
     torch.manual_seed(cfg.seed)
     G, D = build_restore_models(cfg)
+    G.to(device), D.to(device)  # before loading optimizer state, which then follows its parameters
     G_ema = copy.deepcopy(G).eval().requires_grad_(False)
     opt_G = torch.optim.Adam(G.parameters(), lr=cfg.lr_g, betas=(cfg.beta1, cfg.beta2))
     opt_D = torch.optim.Adam(D.parameters(), lr=cfg.lr_d, betas=(cfg.beta1, cfg.beta2))
@@ -289,12 +293,6 @@ def fit_restore(cfg: RestoreTrainConfig, *, resume: bool = False, overwrite: boo
     log(f"{spe:,} steps per epoch, training to step {total:,}")
 
     images = images.to(device)
-    G.to(device), D.to(device), G_ema.to(device)
-    for opt in (opt_G, opt_D):
-        for s in opt.state.values():
-            for k, v in s.items():
-                if torch.is_tensor(v) and k != "step":
-                    s[k] = v.to(device)
     val_clean = val_images[:500].float() / 255  # (V, C, H, W)
     val_obs = degraded_split(val_images[:500], deg, VAL_SEED)
     grid_n = 10
@@ -329,6 +327,9 @@ def fit_restore(cfg: RestoreTrainConfig, *, resume: bool = False, overwrite: boo
     t_start = time.perf_counter()
     interval = _Interval(start=t_start)
     G.train(), D.train()
+    show_bar = cfg.progress if cfg.progress is not None else sys.stderr.isatty()
+    bar = tqdm(total=total, initial=step, desc=f"{cfg.method} {cfg.task}", disable=not show_bar, leave=False,
+               dynamic_ncols=True)
     try:
         while step < total and not stop["requested"]:
             epoch = step // spe
@@ -342,6 +343,7 @@ def fit_restore(cfg: RestoreTrainConfig, *, resume: bool = False, overwrite: boo
                 step += 1
                 update_ema(G_ema, G, min(cfg.ema_decay, (1 + step) / (10 + step)))
                 interval.add(stats)
+                bar.update(1)
                 if step % cfg.log_every == 0 or step == total:
                     now = time.perf_counter()
                     means = interval.means()
@@ -371,6 +373,8 @@ def fit_restore(cfg: RestoreTrainConfig, *, resume: bool = False, overwrite: boo
             if not (cfg.checkpoint_every and step % cfg.checkpoint_every == 0):
                 checkpoint()
     finally:
+        bar.close()
+        bar = None
         if previous_handler is not None:
             signal.signal(signal.SIGINT, previous_handler)
     if stop["requested"]:

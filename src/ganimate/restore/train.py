@@ -9,7 +9,6 @@ The last `val_size` training images are held out for validation and baseline tun
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import functools
 import json
@@ -27,21 +26,21 @@ from tqdm import tqdm
 
 from ganimate import losses
 from ganimate.checkpoint import list_checkpoints, load_checkpoint, save_checkpoint
-from ganimate.config import DATASETS, option, print_config
+from ganimate.config import DATASETS, option
 from ganimate.errors import GanimateError
-from ganimate.images import atomic_write, make_grid, save_png, to_uint8
+from ganimate.images import make_grid, save_png, to_uint8
 from ganimate.models import count_params
 from ganimate.restore.degrade import Degradation, degrade, degraded_split, to_full
 from ganimate.restore.metrics import psnr, ssim
 from ganimate.restore.model import build_restore_models
 from ganimate.train import (
+    GanState,
     RunLog,
     _append_jsonl,
     _Interval,
-    _trim_jsonl,
     epoch_permutation,
     native_bf16,
-    prepare_run_dir,
+    open_run,
     resolve_device,
     update_ema,
 )
@@ -256,43 +255,25 @@ def fit_restore(cfg: RestoreTrainConfig, *, resume: bool = False, overwrite: boo
     total = cfg.epochs * spe if cfg.max_steps is None else min(cfg.epochs * spe, cfg.max_steps)
 
     torch.manual_seed(cfg.seed)
-    G, D = build_restore_models(cfg)
-    G.to(device), D.to(device)  # before loading optimizer state, which then follows its parameters
-    G_ema = copy.deepcopy(G).eval().requires_grad_(False)
-    opt_G = torch.optim.Adam(G.parameters(), lr=cfg.lr_g, betas=(cfg.beta1, cfg.beta2))
-    opt_D = torch.optim.Adam(D.parameters(), lr=cfg.lr_d, betas=(cfg.beta1, cfg.beta2))
-    noise = torch.Generator().manual_seed(cfg.seed + 1)
+    gan = GanState.create(*build_restore_models(cfg), lr_g=cfg.lr_g, lr_d=cfg.lr_d, betas=(cfg.beta1, cfg.beta2),
+                          seed=cfg.seed)
+    G, D, G_ema, opt_G, opt_D, noise = gan.G, gan.D, gan.G_ema, gan.opt_G, gan.opt_D, gan.noise
     step, elapsed = 0, 0.0
     if state is not None:
-        try:
-            for module, key in ((G, "G"), (D, "D"), (G_ema, "G_ema"), (opt_G, "opt_G"), (opt_D, "opt_D")):
-                module.load_state_dict(state[key])
-            noise.set_state(state["rng"]["noise"])
-            torch.set_rng_state(state["rng"]["torch"])
-            step, elapsed = state["step"], state.get("elapsed_s", 0.0)
-        except (RuntimeError, KeyError, TypeError, ValueError) as e:
-            reason = str(e).splitlines()[0][:100]
-            raise GanimateError(f"{ckpt_path} does not fit the run's config.json ({reason})") from None
+        step, elapsed = gan.load_state_dict(state, ckpt_path, device)
         if step >= total:
             raise GanimateError(f"{run_dir} is already at step {step:,} of {total:,}: "
                                 f"raise --epochs or --max-steps to train on")
 
-    prepare_run_dir(run_dir, resume=resume, overwrite=overwrite)
-    (run_dir / "samples").mkdir(parents=True, exist_ok=True)
-    log.path = run_dir / "log.txt"
-    config_text = json.dumps(cfg.to_dict(), indent=2) + "\n"
-    atomic_write(run_dir / "config.json", lambda tmp: tmp.write_text(config_text))
-    if resume:
-        _trim_jsonl(run_dir / "stats.jsonl", step)
-        _trim_jsonl(run_dir / "samples" / "index.jsonl", step)
-        log(f"resuming {run_dir} from {ckpt_path.name} (step {step:,})")
-    print_config(cfg, log)
+    open_run(run_dir, cfg, log, resume=resume, overwrite=overwrite, step=step, ckpt_path=ckpt_path,
+             records=("stats.jsonl", "samples/index.jsonl"))
     log(f"{cfg.method} restoration, task {cfg.task}: {deg.describe()} | data {cfg.dataset}, {len(images):,} training "
         f"and {len(val_images):,} validation images {cfg.channels}x{cfg.image_size}x{cfg.image_size} | "
         f"G {count_params(G):,} params, D {count_params(D):,} params | device {device}, {cfg.precision}")
     log(f"{spe:,} steps per epoch, training to step {total:,}")
 
     images = images.to(device)
+    gan.to(device)
     val_clean = val_images[:500].float() / 255  # (V, C, H, W)
     val_obs = degraded_split(val_images[:500], deg, VAL_SEED)
     grid_n = 10
@@ -312,12 +293,9 @@ def fit_restore(cfg: RestoreTrainConfig, *, resume: bool = False, overwrite: boo
         log(f"validation at step {step:,}: PSNR {v_psnr:.2f} dB, SSIM {v_ssim:.3f} ({len(val_obs)} images)")
 
     def checkpoint() -> Path:
-        return save_checkpoint(
-            {"config": cfg.to_dict(), "step": step, "epoch": step // spe,
-             "elapsed_s": elapsed + time.perf_counter() - t_start, "G": G.state_dict(), "D": D.state_dict(),
-             "G_ema": G_ema.state_dict(), "opt_G": opt_G.state_dict(), "opt_D": opt_D.state_dict(),
-             "rng": {"torch": torch.get_rng_state(), "noise": noise.get_state()}},
-            run_dir, step, keep=cfg.keep_checkpoints)
+        state = {"config": cfg.to_dict(), "step": step, "epoch": step // spe,
+                 "elapsed_s": elapsed + time.perf_counter() - t_start, **gan.state_dict(device)}
+        return save_checkpoint(state, run_dir, step, keep=cfg.keep_checkpoints)
 
     stop = {"requested": False}
     previous_handler = None

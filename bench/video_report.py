@@ -28,7 +28,7 @@ TASKS = ("inbetween", "predict")
 
 
 def train(task: str, run: Path, minutes: float, steps: int) -> None:
-    cfg = ClipTrainConfig(task=task, out=str(run), max_steps=steps, max_minutes=minutes, eval_every=250,
+    cfg = ClipTrainConfig(task=task, out=str(run), lr_g=1e-3, max_steps=steps, max_minutes=minutes, eval_every=250,
                           sample_every=500, checkpoint_every=250, progress=False)
     fit_clips(cfg, overwrite=True)
 
@@ -54,6 +54,14 @@ def training_summary(run: Path) -> dict:
     curve = [(r["step"], r.get("val_psnr"), r.get("val_psnr_best4")) for r in stats if "val_psnr" in r]
     return {"step": state["step"], "minutes": state["elapsed_s"] / 60, "batch_size": cfg["batch_size"],
             "precision": cfg["precision"], "curve": curve, "config": cfg}
+
+
+def train_command(cfg: dict) -> str:
+    """The `ganimate clip train` command line that gives this config (options that differ from the defaults)."""
+    defaults = ClipTrainConfig(task=cfg["task"]).to_dict()
+    skip = ("out", "precision", "progress", "task")
+    flags = [f"--{k.replace('_', '-')} {v}" for k, v in cfg.items() if k not in skip and v != defaults.get(k)]
+    return " ".join(["ganimate clip train --task", cfg["task"], "--out", cfg["out"], *flags, "--no-progress"])
 
 
 def targets(r: dict) -> list[str]:
@@ -120,6 +128,8 @@ def main() -> None:
             + f", {s['precision']}. Trained {s['step']:,} steps ({s['step'] * s['batch_size']:,} clips) in "
             f"{s['minutes']:.1f} min; evaluation {eval_s:.0f} s on {r['n']} test clips (test digits, seed "
             f"{r['seed']}).",
+            "",
+            f"Trained with `OMP_NUM_THREADS=1 {train_command(c)}`.",
             "",
             "Targets:",
             *targets(r),

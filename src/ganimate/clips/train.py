@@ -14,7 +14,6 @@ run sees the same data as an uninterrupted one.
 
 from __future__ import annotations
 
-import copy
 import functools
 import json
 import signal
@@ -30,13 +29,13 @@ from tqdm import tqdm
 
 from ganimate import losses
 from ganimate.checkpoint import list_checkpoints, load_checkpoint, resolve_checkpoint, save_checkpoint
-from ganimate.config import TrainConfig, option, print_config
+from ganimate.config import TrainConfig, option
 from ganimate.data.moving_mnist import SIZES, clip_source
 from ganimate.errors import GanimateError
-from ganimate.images import atomic_write, make_grid
+from ganimate.images import make_grid
 from ganimate.models import count_params
 from ganimate.models.clip import TASKS, build_clip_models, spatial_plan
-from ganimate.train import RunLog, _append_jsonl, _trim_jsonl, native_bf16, prepare_run_dir, resolve_device, update_ema
+from ganimate.train import GanState, RunLog, _append_jsonl, native_bf16, open_run, resolve_device, update_ema
 from ganimate.video import default_scale, upscale, write_video
 
 CLIP_DATASETS = ("moving-mnist", "moving-synthetic", "npy:PATH")
@@ -265,10 +264,8 @@ def fit_clips(cfg: ClipTrainConfig, *, resume: bool = False, overwrite: bool = F
     """Train a clip run from `cfg` (or continue it with resume=True); returns the run folder."""
     run_dir = Path(cfg.out)
     device = resolve_device(cfg.device)
-    state = None
-    if resume:
-        ckpt_path = list_checkpoints(run_dir)[-1]
-        state = load_checkpoint(ckpt_path)
+    ckpt_path = list_checkpoints(run_dir)[-1] if resume else None
+    state = load_checkpoint(ckpt_path) if resume else None
     bar = None
     log = RunLog(None, lambda: bar is not None)
     train_src = clip_source(cfg.dataset, "train", size=cfg.size, frames=cfg.frames, digits=cfg.digits,
@@ -280,44 +277,21 @@ def fit_clips(cfg: ClipTrainConfig, *, resume: bool = False, overwrite: bool = F
     bf16 = cfg.precision == "bf16"
 
     torch.manual_seed(cfg.seed)
-    G, D = build_clip_models(cfg)
-    G_ema = copy.deepcopy(G).eval().requires_grad_(False)
-    opt_G = torch.optim.Adam(G.parameters(), lr=cfg.lr_g, betas=(cfg.beta1, cfg.beta2))
-    opt_D = torch.optim.Adam(D.parameters(), lr=cfg.lr_d, betas=(cfg.beta1, cfg.beta2))
-    noise = torch.Generator().manual_seed(cfg.seed + 1)
+    gan = GanState.create(*build_clip_models(cfg), lr_g=cfg.lr_g, lr_d=cfg.lr_d, betas=(cfg.beta1, cfg.beta2),
+                          seed=cfg.seed)
+    G, D, G_ema, opt_G, opt_D, noise = gan.G, gan.D, gan.G_ema, gan.opt_G, gan.opt_D, gan.noise
     step, elapsed = 0, 0.0
     if state is not None:
-        try:
-            for module, key in ((G, "G"), (D, "D"), (G_ema, "G_ema"), (opt_G, "opt_G"), (opt_D, "opt_D")):
-                module.load_state_dict(state[key])
-            noise.set_state(state["rng"]["noise"])
-            torch.set_rng_state(state["rng"]["torch"])
-            step, elapsed = state["step"], state.get("elapsed_s", 0.0)
-        except (RuntimeError, KeyError, TypeError, ValueError) as e:
-            raise GanimateError(f"{ckpt_path} does not fit the run's config.json "
-                                f"({str(e).splitlines()[0][:100]})") from None
+        step, elapsed = gan.load_state_dict(state, ckpt_path, device)
         if step >= cfg.max_steps:
             raise GanimateError(f"{run_dir} is already at step {step:,} of {cfg.max_steps:,}: raise --max-steps")
 
-    prepare_run_dir(run_dir, resume=resume, overwrite=overwrite)
-    (run_dir / "samples").mkdir(parents=True, exist_ok=True)
-    log.path = run_dir / "log.txt"
-    config_text = json.dumps(cfg.to_dict(), indent=2) + "\n"
-    atomic_write(run_dir / "config.json", lambda tmp: tmp.write_text(config_text))
-    if resume:
-        for name in ("stats.jsonl", "samples/index.jsonl"):
-            _trim_jsonl(run_dir / name, step)
-        log(f"resuming {run_dir} from {ckpt_path.name} (step {step:,})")
-    print_config(cfg, log)
+    open_run(run_dir, cfg, log, resume=resume, overwrite=overwrite, step=step, ckpt_path=ckpt_path,
+             records=("stats.jsonl", "samples/index.jsonl"))
     log(f"data: {cfg.dataset}, {cfg.digits} digit(s), {cfg.frames} frames of {cfg.size}x{cfg.size} | task "
         f"{cfg.task} | G {count_params(G):,} params, D {count_params(D):,} params | device {device}, "
         f"{cfg.precision}, {torch.get_num_threads()} thread(s)")
-    G.to(device), D.to(device), G_ema.to(device)
-    for opt in (opt_G, opt_D):
-        for s in opt.state.values():
-            for k, v in s.items():
-                if torch.is_tensor(v) and k != "step":
-                    s[k] = v.to(device)
+    gan.to(device)
 
     val_clips, _ = test_src.clips(cfg.eval_clips, cfg.seed + 12_345)  # fixed test clips
     show = val_clips[:4]
@@ -340,12 +314,9 @@ def fit_clips(cfg: ClipTrainConfig, *, resume: bool = False, overwrite: bool = F
         _append_jsonl(run_dir / "samples" / "index.jsonl", {"file": name, "step": step, "kind": "step"})
 
     def checkpoint() -> Path:
-        return save_checkpoint(
-            {"config": cfg.to_dict(), "step": step, "elapsed_s": elapsed + time.perf_counter() - t_start,
-             "G": G.state_dict(), "D": D.state_dict(), "G_ema": G_ema.state_dict(),
-             "opt_G": opt_G.state_dict(), "opt_D": opt_D.state_dict(),
-             "rng": {"torch": torch.get_rng_state(), "noise": noise.get_state()}},
-            run_dir, step, keep=cfg.keep_checkpoints)
+        state = {"config": cfg.to_dict(), "step": step, "elapsed_s": elapsed + time.perf_counter() - t_start,
+                 **gan.state_dict(device)}
+        return save_checkpoint(state, run_dir, step, keep=cfg.keep_checkpoints)
 
     stop = {"requested": False}
     previous_handler = None

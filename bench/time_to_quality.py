@@ -24,7 +24,7 @@ from ganimate.train import fit
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--arch", default="fast")
-    parser.add_argument("--epochs", type=int, default=6)
+    parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--eval-every", type=int, default=200)
     parser.add_argument("--n", type=int, default=10000)
     parser.add_argument("--precision", default="auto")

@@ -22,6 +22,9 @@ EXAMPLES = """examples:
   ganimate video runs/mnist
   ganimate interpolate runs/mnist --morph-classes all
   ganimate evaluate runs/mnist
+  ganimate restore train --task denoise --dataset mnist --out runs/denoise
+  ganimate clip train --task predict --out runs/clip-predict
+  ganimate animate runs/clip-predict --image still.png --out clip.mp4 --samples 4
 """
 
 

@@ -48,9 +48,10 @@ def train_or_reuse(cfg: RestoreTrainConfig, log) -> Path:
         if goal and state["step"] >= goal:
             log(f"reusing {run} (step {state['step']})")
             return run
-        from ganimate.restore.train import resume_restore_config
+        from ganimate.train import resume_config
 
-        return fit_restore(resume_restore_config(run, {"max_steps": cfg.max_steps, "epochs": cfg.epochs}), resume=True)
+        extend = {"max_steps": cfg.max_steps, "epochs": cfg.epochs}
+        return fit_restore(resume_config(run, extend, RestoreTrainConfig), resume=True)
     return fit_restore(cfg, overwrite=True)
 
 

@@ -12,10 +12,11 @@ from ganimate.cli import main
 from ganimate.clips import baselines
 from ganimate.clips.apply import AnimateConfig, InbetweenConfig, animate, inbetween
 from ganimate.clips.evaluate import ClipEvaluateConfig, center_crops, evaluate_clips, ssim
-from ganimate.clips.train import ClipTrainConfig, fit_clips, psnr, resume_clip_config
+from ganimate.clips.train import ClipTrainConfig, fit_clips, psnr
 from ganimate.data.moving_mnist import DIGIT, MovingMNIST, clip_source, read_moving_mnist_npy, trajectories
 from ganimate.errors import DataError, GanimateError
 from ganimate.models.clip import ClipDiscriminator, InbetweenGenerator, PredictGenerator
+from ganimate.train import resume_config
 
 
 def _pool(n=20, seed=0):
@@ -127,8 +128,8 @@ def test_training_writes_the_run_folder_and_resumes(runs):
     with pytest.raises(GanimateError, match="already exists"):
         fit_clips(ClipTrainConfig(**{**json.loads((run / "config.json").read_text())}))
     with pytest.raises(GanimateError, match="conflicts"):
-        resume_clip_config(run, {"size": 48})
-    cfg = resume_clip_config(run, {"max_steps": 6})
+        resume_config(run, {"size": 48}, ClipTrainConfig)
+    cfg = resume_config(run, {"max_steps": 6}, ClipTrainConfig)
     fit_clips(cfg, resume=True)
     stats = [json.loads(line) for line in (run / "stats.jsonl").read_text().splitlines()]
     assert [r["step"] for r in stats] == [2, 4, 6]

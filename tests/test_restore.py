@@ -168,16 +168,17 @@ def test_l1_only_trains_g_alone(tmp_path):
 def test_resume_matches_an_uninterrupted_run(tmp_path):
     straight = fit_restore(tiny_cfg(tmp_path, "a", task="deblur", max_steps=6))
     fit_restore(tiny_cfg(tmp_path, "b", task="deblur", max_steps=3))
-    from ganimate.restore.train import resume_restore_config
+    from ganimate.restore.train import RestoreTrainConfig
+    from ganimate.train import resume_config
 
-    resumed = fit_restore(resume_restore_config(tmp_path / "b", {"max_steps": 6}), resume=True)
+    resumed = fit_restore(resume_config(tmp_path / "b", {"max_steps": 6}, RestoreTrainConfig), resume=True)
     a, b = load_checkpoint(list_checkpoints(straight)[-1]), load_checkpoint(list_checkpoints(resumed)[-1])
     assert a["step"] == b["step"] == 6
     for key in ("G", "D", "G_ema"):
         for name in a[key]:
             assert torch.equal(a[key][name], b[key][name]), f"{key}.{name} differs"
     with pytest.raises(GanimateError, match="conflicts"):
-        resume_restore_config(tmp_path / "b", {"task": "sr"})
+        resume_config(tmp_path / "b", {"task": "sr"}, RestoreTrainConfig)
     with pytest.raises(GanimateError, match="already exists"):
         fit_restore(tiny_cfg(tmp_path, "b", task="deblur"))
 

@@ -72,19 +72,25 @@ def _given(ns: argparse.Namespace, cls) -> dict:
     return {k: v for k, v in vars(ns).items() if k in names}
 
 
-def cmd_train(ns: argparse.Namespace) -> int:
-    from ganimate.config import TrainConfig, print_config
-    from ganimate.train import fit, resume_config
+def training_config(ns: argparse.Namespace, cls):
+    """A training command's config: new from the given options, or the run's saved one with --resume."""
+    from ganimate.train import resume_config
 
-    given = _given(ns, TrainConfig)
+    given = _given(ns, cls)
     if ns.resume and ns.overwrite:
         raise GanimateError("--resume and --overwrite exclude each other")
     if ns.resume:
         if "out" not in given:
             raise GanimateError("--resume needs --out RUN, the run folder to continue")
-        cfg = resume_config(given["out"], given)
-    else:
-        cfg = TrainConfig(**given)
+        return resume_config(given["out"], given, cls)
+    return cls(**given)
+
+
+def cmd_train(ns: argparse.Namespace) -> int:
+    from ganimate.config import TrainConfig, print_config
+    from ganimate.train import fit
+
+    cfg = training_config(ns, TrainConfig)
     if ns.dry_run:
         from ganimate.data import dataset_info
         from ganimate.models import build_models, count_params

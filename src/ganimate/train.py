@@ -247,8 +247,9 @@ def open_run(run_dir: Path, cfg, log: RunLog, *, resume: bool, overwrite: bool, 
     print_config(cfg, log)
 
 
-def resume_config(run_dir: str | Path, overrides: dict) -> TrainConfig:
-    """The saved config of a run, with only the settings a resume may change taken from `overrides`."""
+def resume_config(run_dir: str | Path, overrides: dict, cls=TrainConfig):
+    """The saved config of a run (a `cls`: TrainConfig, RestoreTrainConfig, ClipTrainConfig), with only the
+    settings a resume may change (`cls.RESUMABLE`) taken from `overrides`."""
     run_dir = Path(run_dir)
     path = run_dir / "config.json"
     if not path.is_file():
@@ -259,19 +260,21 @@ def resume_config(run_dir: str | Path, overrides: dict) -> TrainConfig:
         saved = json.loads(path.read_text())
     except json.JSONDecodeError as e:
         raise GanimateError(f"cannot resume {run_dir}: config.json is not valid JSON ({e})") from None
+    if not isinstance(saved, dict):
+        raise GanimateError(f"cannot resume {run_dir}: config.json is not a ganimate config")
     for key, value in overrides.items():
-        if key in ("out",) or key in TrainConfig.RESUMABLE:
+        if key == "out" or key in cls.RESUMABLE or value is None:
             continue
         if key not in saved:
             raise GanimateError(f"cannot resume {run_dir}: unknown setting {key}")
-        if saved[key] != value and not (key in ("image_size", "channels", "conditional") and value is None):
+        if saved[key] != value:
             flag = "--" + key.replace("_", "-")
             raise GanimateError(
                 f"{flag} {value} conflicts with the run's saved {key}={saved[key]}: "
                 f"a resumed run keeps its settings (start a new run to change it)"
             )
-    merged = {**saved, **{k: v for k, v in overrides.items() if k in TrainConfig.RESUMABLE}, "out": str(run_dir)}
-    return TrainConfig.from_dict(merged)
+    merged = {**saved, **{k: v for k, v in overrides.items() if k in cls.RESUMABLE}, "out": str(run_dir)}
+    return cls.from_dict(merged)
 
 
 def load_training_data(cfg: TrainConfig, log=print):

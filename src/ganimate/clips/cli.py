@@ -4,22 +4,12 @@ from __future__ import annotations
 
 import argparse
 
-from ganimate.errors import GanimateError
-
 
 def cmd_clip_train(ns: argparse.Namespace) -> int:
-    from ganimate.cli import _given
-    from ganimate.clips.train import ClipTrainConfig, fit_clips, resume_clip_config
+    from ganimate.cli import training_config
+    from ganimate.clips.train import ClipTrainConfig, fit_clips
 
-    given = _given(ns, ClipTrainConfig)
-    if ns.resume and ns.overwrite:
-        raise GanimateError("--resume and --overwrite exclude each other")
-    if ns.resume:
-        if "out" not in given:
-            raise GanimateError("--resume needs --out RUN, the run folder to continue")
-        cfg = resume_clip_config(given["out"], given)
-    else:
-        cfg = ClipTrainConfig(**given)
+    cfg = training_config(ns, ClipTrainConfig)
     if ns.dry_run:
         from ganimate.config import print_config
         from ganimate.models import count_params

@@ -15,7 +15,6 @@ run sees the same data as an uninterrupted one.
 from __future__ import annotations
 
 import functools
-import json
 import signal
 import sys
 import threading
@@ -118,24 +117,6 @@ class ClipTrainConfig:
 
     to_dict = TrainConfig.to_dict
     from_dict = classmethod(TrainConfig.from_dict.__func__)  # same checks: unknown settings are an error
-
-
-def resume_clip_config(run_dir: str | Path, overrides: dict) -> ClipTrainConfig:
-    """The saved config of a clip run with only the RESUMABLE settings taken from `overrides`."""
-    run_dir = Path(run_dir)
-    path = run_dir / "config.json"
-    if not path.is_file() or not list_checkpoints(run_dir):
-        raise GanimateError(f"cannot resume {run_dir}: it has no config.json and checkpoint")
-    try:
-        saved = json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise GanimateError(f"cannot resume {run_dir}: config.json is not valid JSON ({e})") from None
-    for key, value in overrides.items():
-        if key != "out" and key not in ClipTrainConfig.RESUMABLE and saved.get(key) != value:
-            raise GanimateError(f"--{key.replace('_', '-')} {value} conflicts with the run's saved "
-                                f"{key}={saved.get(key)}: a resumed run keeps its settings")
-    merged = {**saved, **{k: v for k, v in overrides.items() if k in ClipTrainConfig.RESUMABLE}, "out": str(run_dir)}
-    return ClipTrainConfig.from_dict(merged)
 
 
 def to_float(clips: np.ndarray | torch.Tensor, device="cpu") -> torch.Tensor:

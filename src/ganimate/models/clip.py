@@ -139,19 +139,6 @@ class ClipDiscriminator(nn.Module):
         return self.net(x).mean((1, 2, 3, 4))  # (B,)
 
 
-def init_weights(module: nn.Module) -> None:
-    """DCGAN initialisation (models/dcgan.py) extended to 3D convolutions and batch norms."""
-    dcgan.init_weights(module)
-    for m in module.modules():
-        if isinstance(m, nn.Conv3d):
-            nn.init.normal_(m.weight, 0.0, 0.02)
-            if m.bias is not None:
-                nn.init.zeros_(m.bias)
-        elif isinstance(m, nn.BatchNorm3d) and m.affine:
-            nn.init.normal_(m.weight, 1.0, 0.02)
-            nn.init.zeros_(m.bias)
-
-
 def build_clip_models(cfg) -> tuple[nn.Module, ClipDiscriminator]:
     """(G, D) for cfg.task from a ClipTrainConfig (or anything with its fields), DCGAN-initialised."""
     if cfg.task == "predict":
@@ -161,6 +148,6 @@ def build_clip_models(cfg) -> tuple[nn.Module, ClipDiscriminator]:
     else:
         raise ValueError(f"unknown task {cfg.task!r}: choose from {', '.join(TASKS)}")
     D = ClipDiscriminator(cfg.frames, cfg.size, cfg.d_width, cond=1 if cfg.task == "predict" else 2)
-    init_weights(G)
-    init_weights(D)
+    dcgan.init_weights(G)
+    dcgan.init_weights(D)
     return G, D

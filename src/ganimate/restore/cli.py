@@ -7,19 +7,10 @@ import argparse
 
 
 def cmd_restore_train(ns: argparse.Namespace) -> int:
-    from ganimate.cli import _given
-    from ganimate.errors import GanimateError
-    from ganimate.restore.train import RestoreTrainConfig, fit_restore, resume_restore_config
+    from ganimate.cli import training_config
+    from ganimate.restore.train import RestoreTrainConfig, fit_restore
 
-    given = _given(ns, RestoreTrainConfig)
-    if ns.resume and ns.overwrite:
-        raise GanimateError("--resume and --overwrite exclude each other")
-    if ns.resume:
-        if "out" not in given:
-            raise GanimateError("--resume needs --out RUN, the run folder to continue")
-        cfg = resume_restore_config(given["out"], given)
-    else:
-        cfg = RestoreTrainConfig(**given)
+    cfg = training_config(ns, RestoreTrainConfig)
     fit_restore(cfg, resume=ns.resume, overwrite=ns.overwrite)
     return 0
 

@@ -149,20 +149,6 @@ def read_run_config(run_dir: str | Path) -> RestoreTrainConfig:
     return RestoreTrainConfig.from_dict(saved)
 
 
-def resume_restore_config(run_dir: str | Path, overrides: dict) -> RestoreTrainConfig:
-    """The saved config with only the settings a resume may change taken from `overrides`."""
-    saved = read_run_config(run_dir).to_dict()
-    if not list_checkpoints(run_dir):
-        raise GanimateError(f"cannot resume {run_dir}: it has no checkpoint")
-    for key, value in overrides.items():
-        if key == "out" or key in RestoreTrainConfig.RESUMABLE or saved.get(key) == value:
-            continue
-        raise GanimateError(f"--{key.replace('_', '-')} {value} conflicts with the run's saved {key}={saved.get(key)}: "
-                            f"a resumed run keeps its settings (start a new run to change it)")
-    merged = {**saved, **{k: v for k, v in overrides.items() if k in RestoreTrainConfig.RESUMABLE}, "out": str(run_dir)}
-    return RestoreTrainConfig.from_dict(merged)
-
-
 def load_split(cfg: RestoreTrainConfig, split: str, log=print) -> tuple[torch.Tensor, torch.Tensor | None]:
     """uint8 images (N, C, H, W) and labels of a split; for "train" / "val" the held-out cut is applied."""
     from ganimate.data import load_dataset

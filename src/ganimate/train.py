@@ -49,6 +49,13 @@ def resolve_device(name: str = "auto") -> torch.device:
     return device
 
 
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """auto -> bf16 where `device` computes it natively, else fp32; fp32 / bf16 stay."""
+    if precision != "auto":
+        return precision
+    return "bf16" if native_bf16(device) else "fp32"
+
+
 def native_bf16(device: torch.device) -> bool:
     """Whether bfloat16 runs natively here: a CUDA GPU that supports it, or an x86 CPU with
     AVX-512 BF16 or AMX (elsewhere oneDNN emulates bf16, slower than fp32)."""
@@ -230,6 +237,18 @@ class GanState:
             torch.cuda.set_rng_state_all(state["rng"]["cuda"])
         return step, elapsed
 
+    def resume(self, state: dict | None, source: Path | None, device: torch.device, total: int,
+               more: str) -> tuple[int, float]:
+        """(step, elapsed seconds) to start from: (0, 0) for a new run, else the checkpoint's, refusing a run
+        that already reached `total` steps (`more`: the options that raise it)."""
+        if state is None:
+            return 0, 0.0
+        step, elapsed = self.load_state_dict(state, source, device)
+        if step >= total:
+            raise GanimateError(f"{source.parent.parent} is already at step {step:,} of {total:,}: "
+                                f"raise {more} to train on")
+        return step, elapsed
+
 
 def open_run(run_dir: Path, cfg, log: RunLog, *, resume: bool, overwrite: bool, step: int = 0,
              ckpt_path: Path | None = None, records: tuple[str, ...] = ("stats.jsonl",)) -> None:
@@ -329,8 +348,7 @@ def fit(cfg: TrainConfig, *, resume: bool = False, overwrite: bool = False) -> P
     log = RunLog(None, lambda: bar is not None)
 
     ds = load_training_data(cfg, log)
-    if cfg.precision == "auto":
-        cfg.precision = "bf16" if native_bf16(device) else "fp32"
+    cfg.precision = resolve_precision(cfg.precision, device)
     spe = len(ds.images) // cfg.batch_size
     total = cfg.epochs * spe if cfg.max_steps is None else min(cfg.epochs * spe, cfg.max_steps)
 
@@ -338,12 +356,7 @@ def fit(cfg: TrainConfig, *, resume: bool = False, overwrite: bool = False) -> P
     gan = GanState.create(*build_models(cfg), lr_g=cfg.lr_g, lr_d=cfg.lr_d, betas=(cfg.beta1, cfg.beta2),
                           seed=cfg.seed, ema=cfg.ema)
     G, D, G_ema, opt_G, opt_D, noise = gan.G, gan.D, gan.G_ema, gan.opt_G, gan.opt_D, gan.noise
-    step, elapsed = 0, 0.0
-    if state is not None:
-        step, elapsed = gan.load_state_dict(state, ckpt_path, device)
-        if step >= total:
-            raise GanimateError(f"{run_dir} is already at step {step:,} of {total:,}: "
-                                f"raise --epochs or --max-steps to train on")
+    step, elapsed = gan.resume(state, ckpt_path, device, total, "--epochs or --max-steps")
 
     open_run(run_dir, cfg, log, resume=resume, overwrite=overwrite, step=step, ckpt_path=ckpt_path,
              records=("stats.jsonl", "samples/index.jsonl", "metrics.jsonl"))

@@ -34,7 +34,7 @@ from ganimate.errors import GanimateError
 from ganimate.images import make_grid
 from ganimate.models import count_params
 from ganimate.models.clip import TASKS, build_clip_models, spatial_plan
-from ganimate.train import GanState, RunLog, _append_jsonl, native_bf16, open_run, resolve_device, update_ema
+from ganimate.train import GanState, RunLog, _append_jsonl, open_run, resolve_device, resolve_precision, update_ema
 from ganimate.video import default_scale, upscale, write_video
 
 CLIP_DATASETS = ("moving-mnist", "moving-synthetic", "npy:PATH")
@@ -253,19 +253,14 @@ def fit_clips(cfg: ClipTrainConfig, *, resume: bool = False, overwrite: bool = F
                             data_dir=cfg.data_dir)
     test_src = clip_source(cfg.dataset, "test", size=cfg.size, frames=cfg.frames, digits=cfg.digits,
                            data_dir=cfg.data_dir)
-    if cfg.precision == "auto":
-        cfg.precision = "bf16" if native_bf16(device) else "fp32"
+    cfg.precision = resolve_precision(cfg.precision, device)
     bf16 = cfg.precision == "bf16"
 
     torch.manual_seed(cfg.seed)
     gan = GanState.create(*build_clip_models(cfg), lr_g=cfg.lr_g, lr_d=cfg.lr_d, betas=(cfg.beta1, cfg.beta2),
                           seed=cfg.seed)
     G, D, G_ema, opt_G, opt_D, noise = gan.G, gan.D, gan.G_ema, gan.opt_G, gan.opt_D, gan.noise
-    step, elapsed = 0, 0.0
-    if state is not None:
-        step, elapsed = gan.load_state_dict(state, ckpt_path, device)
-        if step >= cfg.max_steps:
-            raise GanimateError(f"{run_dir} is already at step {step:,} of {cfg.max_steps:,}: raise --max-steps")
+    step, elapsed = gan.resume(state, ckpt_path, device, cfg.max_steps, "--max-steps")
 
     open_run(run_dir, cfg, log, resume=resume, overwrite=overwrite, step=step, ckpt_path=ckpt_path,
              records=("stats.jsonl", "samples/index.jsonl"))

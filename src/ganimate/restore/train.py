@@ -39,9 +39,9 @@ from ganimate.train import (
     _append_jsonl,
     _Interval,
     epoch_permutation,
-    native_bf16,
     open_run,
     resolve_device,
+    resolve_precision,
     update_ema,
 )
 
@@ -234,8 +234,7 @@ def fit_restore(cfg: RestoreTrainConfig, *, resume: bool = False, overwrite: boo
         raise GanimateError(f"the restoration model needs an image size divisible by 4, got {cfg.image_size}")
     if len(images) < cfg.batch_size:
         raise GanimateError(f"--batch-size {cfg.batch_size} is larger than the training split ({len(images)} images)")
-    if cfg.precision == "auto":
-        cfg.precision = "bf16" if native_bf16(device) else "fp32"
+    cfg.precision = resolve_precision(cfg.precision, device)
     bf16 = cfg.precision == "bf16"
     spe = len(images) // cfg.batch_size
     total = cfg.epochs * spe if cfg.max_steps is None else min(cfg.epochs * spe, cfg.max_steps)
@@ -244,12 +243,7 @@ def fit_restore(cfg: RestoreTrainConfig, *, resume: bool = False, overwrite: boo
     gan = GanState.create(*build_restore_models(cfg), lr_g=cfg.lr_g, lr_d=cfg.lr_d, betas=(cfg.beta1, cfg.beta2),
                           seed=cfg.seed)
     G, D, G_ema, opt_G, opt_D, noise = gan.G, gan.D, gan.G_ema, gan.opt_G, gan.opt_D, gan.noise
-    step, elapsed = 0, 0.0
-    if state is not None:
-        step, elapsed = gan.load_state_dict(state, ckpt_path, device)
-        if step >= total:
-            raise GanimateError(f"{run_dir} is already at step {step:,} of {total:,}: "
-                                f"raise --epochs or --max-steps to train on")
+    step, elapsed = gan.resume(state, ckpt_path, device, total, "--epochs or --max-steps")
 
     open_run(run_dir, cfg, log, resume=resume, overwrite=overwrite, step=step, ckpt_path=ckpt_path,
              records=("stats.jsonl", "samples/index.jsonl"))

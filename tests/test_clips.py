@@ -236,3 +236,43 @@ def test_clip_sources():
         clip_source("moving-cifar", "test", size=32, frames=4, digits=1)
     with pytest.raises(GanimateError, match="--size"):
         ClipTrainConfig(size=16)
+
+
+def test_paths_match_the_clips_and_the_bounce_rule():
+    mm = MovingMNIST(*_pool(), size=32, frames=8, digits=1)
+    clips, labels, corners = mm.clips_with_paths(6, seed=2)
+    assert np.array_equal(clips, mm.clips(6, seed=2)[0]) and corners.shape == (6, 1, 8, 2)
+    step = np.linalg.norm(np.diff(corners[:, 0], axis=1), axis=-1)  # (N, T-1)
+    assert np.isclose(step, 0.4).mean() > 0.5 and step.max() <= 0.4 + 1e-9  # full speed but at the walls
+    # a digit moving right from 3.5 at 0.4 px a frame on a 32 canvas (room 4) turns back at the wall
+    from ganimate.data.moving_mnist import bounce
+    p = bounce(np.array([[2.0, 3.5]]), np.array([[0.0, 0.4]]), 4, 4.0)[0]
+    assert np.allclose(p[:, 1], [3.5, 3.9, 3.7, 3.3]) and np.allclose(p[:, 0], 2.0)
+
+
+@pytest.mark.parametrize("base", ["flow", "crossfade"])
+def test_untrained_inbetween_generator_returns_its_base(tmp_path, base):
+    from ganimate.clips.train import generate
+    from ganimate.models.clip import build_clip_models
+
+    clips, _ = MovingMNIST(*_pool(), size=32, frames=5, digits=1).clips(4, 1)
+    G, _ = build_clip_models(tiny_clip_config(tmp_path, "g", task="inbetween", frames=5, base=base))
+    expect = baselines.optical_flow(clips) if base == "flow" else baselines.crossfade(clips)
+    diff = np.abs(generate("inbetween", G, clips)[0].astype(int) - expect)
+    assert diff.max() <= 1 and diff.mean() < 0.05  # the same frames up to float32 rounding
+
+
+def test_clip_config_base():
+    assert ClipTrainConfig.from_dict({"task": "inbetween"}).base == "crossfade"  # runs saved before --base
+    assert ClipTrainConfig(task="inbetween").base == "flow"
+    with pytest.raises(GanimateError, match="--base"):
+        ClipTrainConfig(base="warp")
+
+
+def test_training_on_a_moving_mnist_npy_file(tmp_path):
+    clips, _ = MovingMNIST(*_pool(), size=32, frames=20, digits=2).clips(30, 0)
+    path = tmp_path / "mnist_test_seq.npy"
+    np.save(path, clips[:, :, 0].transpose(1, 0, 2, 3))  # the standard layout: (frames, clips, H, W)
+    run = fit_clips(tiny_clip_config(tmp_path, "npy", task="inbetween", dataset=f"npy:{path}", max_steps=2))
+    r = evaluate_clips(ClipEvaluateConfig(run=str(run), n=3, device="cpu"))  # clips 27..29: the test split
+    assert r["methods"]["model"]["psnr"] > 0 and "identity" not in r["methods"]["model"]

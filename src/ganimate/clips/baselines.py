@@ -43,19 +43,29 @@ def _warp(img: np.ndarray, flow: np.ndarray) -> np.ndarray:
                      borderMode=cv2.BORDER_CONSTANT, borderValue=0)
 
 
-def optical_flow(clips: np.ndarray) -> np.ndarray:
-    """Flow interpolation: frame t blends the first frame warped by -t * flow(first -> last) and the last
-    frame warped by -(1 - t) * flow(last -> first), weighted (1 - t, t), t = index / (T - 1)."""
-    out = clips.copy()
-    alphas = _alphas(clips.shape[1])
-    for i, clip in enumerate(clips):
-        a, b = clip[0, 0], clip[-1, 0]
+def flow_interpolation(first: np.ndarray, last: np.ndarray, frames: int) -> np.ndarray:
+    """Float frames (N, frames, H, W) between uint8 key frames (N, H, W), key frames included.
+
+    Frame t blends the first frame warped by -s * flow(first -> last) and the last frame warped by
+    -(1 - s) * flow(last -> first), weighted (1 - s, s), s = t / (frames - 1).
+    """
+    alphas = _alphas(frames)
+    out = np.empty((len(first), frames, *first.shape[1:]), np.float32)
+    for i, (a, b) in enumerate(zip(first, last, strict=True)):
         f_ab, f_ba = _flow(a, b), _flow(b, a)
-        for t in range(1, clip.shape[0] - 1):
+        out[i, 0], out[i, -1] = a, b
+        for t in range(1, frames - 1):
             s = alphas[t]
             # the pixel at x in frame t came from x - s * f_ab(x) in a and from x - (1 - s) * f_ba(x) in b
-            frame = (1 - s) * _warp(a, -s * f_ab) + s * _warp(b, -(1 - s) * f_ba)
-            out[i, t, 0] = np.clip(np.rint(frame), 0, 255).astype(np.uint8)
+            out[i, t] = (1 - s) * _warp(a, -s * f_ab) + s * _warp(b, -(1 - s) * f_ba)
+    return out
+
+
+def optical_flow(clips: np.ndarray) -> np.ndarray:
+    """Flow interpolation (`flow_interpolation`) of the unknown frames from the first and last one."""
+    out = clips.copy()
+    frames = flow_interpolation(clips[:, 0, 0], clips[:, -1, 0], clips.shape[1])
+    out[:, 1:-1, 0] = np.clip(np.rint(frames[:, 1:-1]), 0, 255).astype(np.uint8)
     return out
 
 

@@ -33,7 +33,7 @@ from ganimate.data.moving_mnist import SIZES, clip_source
 from ganimate.errors import GanimateError
 from ganimate.images import make_grid
 from ganimate.models import count_params
-from ganimate.models.clip import TASKS, build_clip_models, spatial_plan
+from ganimate.models.clip import BASES, TASKS, build_clip_models, spatial_plan
 from ganimate.train import GanState, RunLog, _append_jsonl, open_run, resolve_device, resolve_precision, update_ema
 from ganimate.video import default_scale, upscale, write_video
 
@@ -53,6 +53,8 @@ class ClipTrainConfig:
     digits: int = option("digits per clip: 1 or 2", default=1)
     size: int = option("canvas side: 32 or 48 (CPU presets) or 64 (standard)", default=32)
     frames: int = option("frames per clip T (20 is the standard)", default=10)
+    base: str = option("inbetween: the clip G corrects: flow (optical-flow interpolation of the key frames) | "
+                       "crossfade", default="flow")
     z_dim: int = option("noise size of the predict generator", default=32)
     g_width: int = option("channels of G's full-resolution layers", default=16)
     d_width: int = option("channels of D's first layer", default=16)
@@ -89,6 +91,8 @@ class ClipTrainConfig:
             raise GanimateError(f"unknown clip dataset {self.dataset!r}: choose from {', '.join(CLIP_DATASETS)}")
         if self.digits not in (1, 2):
             raise GanimateError(f"--digits must be 1 or 2, got {self.digits}")
+        if self.base not in BASES:
+            raise GanimateError(f"unknown --base {self.base!r}: choose from {', '.join(BASES)}")
         if self.size < 28:
             raise GanimateError(f"--size must hold a 28x28 digit ({', '.join(map(str, SIZES))}), got {self.size}")
         try:
@@ -116,7 +120,12 @@ class ClipTrainConfig:
             self.out = str(Path("runs") / f"clip-{self.task}")
 
     to_dict = TrainConfig.to_dict
-    from_dict = classmethod(TrainConfig.from_dict.__func__)  # same checks: unknown settings are an error
+
+    @classmethod
+    def from_dict(cls, d: dict) -> ClipTrainConfig:
+        """TrainConfig.from_dict's checks (unknown settings are an error); runs saved before --base existed
+        corrected the cross-fade."""
+        return TrainConfig.from_dict.__func__(cls, {"base": "crossfade", **d})
 
 
 def to_float(clips: np.ndarray | torch.Tensor, device="cpu") -> torch.Tensor:

@@ -40,9 +40,14 @@ def trajectories(n: int, frames: int, size: int, digits: int, rng: np.random.Gen
     pos = rng.uniform(0, room, (n, digits, 2))
     angle = rng.uniform(0, 2 * np.pi, (n, digits))
     v = rng.uniform(lo, hi, (n, digits))[..., None] * np.stack([np.sin(angle), np.cos(angle)], -1)
-    out = np.empty((n, digits, frames, 2))
+    return bounce(pos, v, frames, room)
+
+
+def bounce(pos: np.ndarray, v: np.ndarray, frames: int, room: float) -> np.ndarray:
+    """Paths (..., frames, 2) from start positions and per-frame velocities (..., 2), mirrored at 0 and room."""
+    out = np.empty((*pos.shape[:-1], frames, 2))
     for t in range(frames):
-        out[:, :, t] = pos
+        out[..., t, :] = pos
         pos = pos + v
         for _ in range(4):  # fast digits on a small canvas can cross it more than once per frame
             low, high = pos < 0, pos > room
@@ -124,10 +129,15 @@ class MovingMNIST(ClipSource):
 
     def clips(self, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
         """`n` clips uint8 (n, T, 1, S, S) and their digit labels int64 (n, digits), a function of `seed`."""
+        clips, labels, _ = self.clips_with_paths(n, seed)
+        return clips, labels
+
+    def clips_with_paths(self, n: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """`clips(n, seed)` and the digits' true top-left corners, float (n, digits, T, 2) as (y, x)."""
         rng = np.random.default_rng(seed)
         pick = rng.integers(0, len(self.images), (n, self.digits))
         corners = trajectories(n, self.frames, self.size, self.digits, rng, self.speed)
-        return render(self.images[pick], corners, self.size), self.labels[pick].astype(np.int64)
+        return render(self.images[pick], corners, self.size), self.labels[pick].astype(np.int64), corners
 
 
 

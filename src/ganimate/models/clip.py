@@ -7,9 +7,10 @@
   an untrained G repeats the still). Different z give different motions.
 - `InbetweenGenerator`: first and last frame -> the T-2 frames between them, fully convolutional with
   3D convolutions at pixel level (Li et al. 2019, video in-betweening with direct 3D convolutions): a
-  3D U-Net over the whole clip whose input at every time step is the two key frames, their linear
-  cross-fade and the time coordinate; its output is added to the cross-fade (a residual, so an untrained
-  G cross-fades).
+  3D U-Net over the whole clip whose input at every time step is the two key frames, a base clip and
+  the time coordinate; its output is added to the base (a residual; its last layer starts at zero, so an
+  untrained G returns the base). The base is the optical-flow interpolation of the key frames
+  (clips/baselines.py, OpenCV's Farnebäck flow) or their linear cross-fade (`base="crossfade"`).
 - `ClipDiscriminator`: strided 3D convolutions over the whole clip (B, 1, T, H, W) with the conditioning
   frame(s) repeated along time as extra channels; the mean of its patch logits is one logit per clip.
 
@@ -25,6 +26,7 @@ import torch.nn.functional as F
 from ganimate.models import dcgan
 
 TASKS = ("predict", "inbetween")
+BASES = ("flow", "crossfade")  # what the inbetween generator corrects
 
 
 def spatial_plan(size: int) -> int:
@@ -57,9 +59,11 @@ def _time_channel(b: int, t: int, h: int, w: int, like: torch.Tensor) -> torch.T
 class InbetweenGenerator(nn.Module):
     """first, last (B, 1, H, W) in [-1, 1] -> middle frames (B, 1, T-2, H, W), about [-1, 1] (not clamped)."""
 
-    def __init__(self, frames: int = 10, size: int = 32, width: int = 16):
+    def __init__(self, frames: int = 10, size: int = 32, width: int = 16, base: str = "flow"):
         super().__init__()
-        self.frames, self.size = frames, size
+        if base not in BASES:
+            raise ValueError(f"unknown base {base!r}: choose from {', '.join(BASES)}")
+        self.frames, self.size, self.base = frames, size, base
         levels = spatial_plan(size)
         ws = _widths(width, levels)
         self.inp = _block3d(4, ws[0])
@@ -68,13 +72,26 @@ class InbetweenGenerator(nn.Module):
         self.up = nn.ModuleList(_block3d(ws[i + 1] + ws[i], ws[i]) for i in reversed(range(levels)))
         self.out = nn.Conv3d(ws[0], 1, 3, 1, 1)
 
+    def base_clip(self, first: torch.Tensor, last: torch.Tensor) -> torch.Tensor:
+        """The clip G corrects, (B, 1, T, H, W) in [-1, 1]: flow interpolation or cross-fade of the key frames."""
+        t = self.frames
+        if self.base == "crossfade":
+            alpha = torch.linspace(0, 1, t, device=first.device, dtype=first.dtype).view(1, 1, t, 1, 1)
+            return (1 - alpha) * first.unsqueeze(2) + alpha * last.unsqueeze(2)
+        from ganimate.clips.baselines import flow_interpolation
+
+        def to_u8(x):
+            return ((x.detach().float()[:, 0] + 1) * 127.5).round().clamp(0, 255).to(torch.uint8).cpu().numpy()
+
+        frames = torch.from_numpy(flow_interpolation(to_u8(first), to_u8(last), t))  # (B, T, H, W), 0..255
+        return frames.to(first.device, first.dtype).unsqueeze(1).div(127.5).sub(1)
+
     def forward(self, first: torch.Tensor, last: torch.Tensor) -> torch.Tensor:
         b, _, h, w = first.shape
         t = self.frames
-        alpha = torch.linspace(0, 1, t, device=first.device, dtype=first.dtype).view(1, 1, t, 1, 1)
         a, c = first.unsqueeze(2), last.unsqueeze(2)  # (B, 1, 1, H, W)
-        fade = (1 - alpha) * a + alpha * c  # (B, 1, T, H, W)
-        x = torch.cat([a.expand_as(fade), c.expand_as(fade), fade, _time_channel(b, t, h, w, first)], 1)
+        base = self.base_clip(first, last)  # (B, 1, T, H, W)
+        x = torch.cat([a.expand_as(base), c.expand_as(base), base, _time_channel(b, t, h, w, first)], 1)
         skips, h_ = [], self.inp(x)  # (B, w, T, H, W)
         for down in self.down:
             skips.append(h_)
@@ -83,7 +100,7 @@ class InbetweenGenerator(nn.Module):
         for up in self.up:
             skip = skips.pop()
             h_ = up(torch.cat([F.interpolate(h_, size=skip.shape[2:], mode="nearest"), skip], 1))
-        return (fade + self.out(h_))[:, :, 1:-1]  # (B, 1, T-2, H, W), a correction of the cross-fade
+        return (base + self.out(h_))[:, :, 1:-1]  # (B, 1, T-2, H, W), a correction of the base
 
 
 class PredictGenerator(nn.Module):
@@ -144,10 +161,13 @@ def build_clip_models(cfg) -> tuple[nn.Module, ClipDiscriminator]:
     if cfg.task == "predict":
         G = PredictGenerator(cfg.frames, cfg.size, cfg.g_width, cfg.z_dim)
     elif cfg.task == "inbetween":
-        G = InbetweenGenerator(cfg.frames, cfg.size, cfg.g_width)
+        G = InbetweenGenerator(cfg.frames, cfg.size, cfg.g_width, cfg.base)
     else:
         raise ValueError(f"unknown task {cfg.task!r}: choose from {', '.join(TASKS)}")
     D = ClipDiscriminator(cfg.frames, cfg.size, cfg.d_width, cond=1 if cfg.task == "predict" else 2)
     dcgan.init_weights(G)
     dcgan.init_weights(D)
+    if cfg.task == "inbetween":  # an untrained G returns its base clip
+        nn.init.zeros_(G.out.weight)
+        nn.init.zeros_(G.out.bias)
     return G, D

@@ -49,9 +49,34 @@ def warp_blend(first: np.ndarray, last: np.ndarray, path: np.ndarray) -> np.ndar
     return np.stack(out)
 
 
-def physics_solver(clip: np.ndarray, room: float, speed: float, centre: float, angles: int = 720,
-                   offsets: int = 21, top: int = 64) -> np.ndarray:
-    """Posterior-mean middle frames (T-2, H, W) of one clip (T, 1, H, W) given only its key frames."""
+def resample(img: np.ndarray, frac: np.ndarray) -> np.ndarray:
+    """img moved by a fraction (fy, fx) of a pixel with the generator's bilinear weights."""
+    out = np.zeros_like(img)
+    for dy, wy in ((0, 1 - frac[0]), (1, frac[0])):
+        for dx, wx in ((0, 1 - frac[1]), (1, frac[1])):
+            out += wy * wx * np.roll(img, (dy, dx), (0, 1))
+    return out
+
+
+def blur_loglik(first: np.ndarray, last: np.ndarray, corner0: np.ndarray, corner1: np.ndarray) -> np.ndarray:
+    """Log-likelihood of candidate true corners (E, 2) of the first and last frame from the resampling blur.
+
+    Both key frames are the same digit D resampled at different sub-pixel offsets a and b, so the first
+    frame resampled by b equals the last frame resampled by a (moved by the whole-pixel difference). The
+    residual is uint8 rounding noise unless the candidate offsets are wrong.
+    """
+    out = np.empty(len(corner0))
+    for i, (c0, c1) in enumerate(zip(corner0, corner1, strict=True)):
+        n0, n1 = np.floor(c0), np.floor(c1)
+        lhs = np.roll(resample(first, c1 - n1), tuple((n1 - n0).astype(int)), (0, 1))
+        out[i] = -((lhs - resample(last, c0 - n0)) ** 2).sum() / (2 * 2 / 12)  # rounding noise 1/12 per frame
+    return out
+
+
+def physics_solver(clip: np.ndarray, room: float, speed: float, centre: float, read_blur: bool = False,
+                   angles: int = 720, offsets: int = 21, top: int = 64) -> np.ndarray:
+    """Posterior-mean middle frames (T-2, H, W) of one clip (T, 1, H, W) given only its key frames; with
+    read_blur, the resampling blur (blur_loglik) also weighs the candidate positions."""
     frames = clip.shape[0]
     first, last = clip[0, 0].astype(np.float32), clip[-1, 0].astype(np.float32)
     seen0, seen1 = ink_centre(first) - centre, ink_centre(last) - centre  # corner + centring error
@@ -64,6 +89,9 @@ def physics_solver(clip: np.ndarray, room: float, speed: float, centre: float, a
     ends = np.broadcast_to(seen1 - err, (len(err), angles, 2)).reshape(-1, 2)
     sigma = max(0.03, speed * (frames - 1) * 2 * np.pi / angles)  # no finer than the grid can resolve
     loglik = -((paths[:, -1] - ends) ** 2).sum(-1) / (2 * sigma**2)
+    if read_blur:
+        loglik += np.repeat(blur_loglik(first.astype(np.float64), last.astype(np.float64), seen0 - err[:, 0],
+                                        seen1 - err[:, 0]), angles)
     best = np.argsort(-loglik)[:top]
     w = np.exp(loglik[best] - loglik[best].max())
     w /= w.sum()
@@ -80,13 +108,14 @@ def ceiling(size: int, frames: int = 10, n: int = 300, seed: int = 0) -> dict[st
     centre = np.mean([ink_centre(im) for im in src.images])  # mean ink centre inside the 28x28 box
     straight = true_path[:, :1] + (true_path[:, -1:] - true_path[:, :1]) * np.linspace(0, 1, frames)[:, None]
     out = {"crossfade": crossfade(clips), "optical_flow": optical_flow(clips)}
-    for name in ("straight_path", "physics_solver", "true_path"):
+    for name in ("straight_path", "physics_solver", "physics_blur_solver", "true_path"):
         out[name] = clips.copy()
     for i, clip in enumerate(clips):
         first, last = clip[0, 0].astype(np.float32), clip[-1, 0].astype(np.float32)
         middle = {"straight_path": warp_blend(first, last, straight[i]),
                   "true_path": warp_blend(first, last, true_path[i]),
-                  "physics_solver": physics_solver(clip, room, speed, centre)}
+                  "physics_solver": physics_solver(clip, room, speed, centre),
+                  "physics_blur_solver": physics_solver(clip, room, speed, centre, read_blur=True)}
         for name, frames_ in middle.items():
             out[name][i, 1:-1, 0] = np.clip(np.rint(frames_), 0, 255).astype(np.uint8)
     return {k: float(psnr(v[:, 1:-1], clips[:, 1:-1]).mean()) for k, v in out.items()}
@@ -102,14 +131,15 @@ def main() -> None:
 
     print(f"in-betweening PSNR (dB) on {args.n} test clips, 1 digit, {args.frames} frames, seed {args.seed}")
     print(f"{'size':>4} {'step px':>7} {'crossfade':>9} {'opt.flow':>8} {'straight':>8} {'physics':>8} "
-          f"{'true path':>9} {'physics-best':>12} {'s':>4}")
+          f"{'+blur':>8} {'true path':>9} {'physics-best':>12} {'+blur-best':>10} {'s':>4}")
     for size in (int(s) for s in args.sizes.split(",")):
         start = time.perf_counter()
         p = ceiling(size, args.frames, args.n, args.seed)
         best = max(p["crossfade"], p["optical_flow"])
         print(f"{size:>4} {default_speed(size)[0]:>7.1f} {p['crossfade']:>9.2f} {p['optical_flow']:>8.2f} "
-              f"{p['straight_path']:>8.2f} {p['physics_solver']:>8.2f} {p['true_path']:>9.2f} "
-              f"{p['physics_solver'] - best:>+12.2f} {time.perf_counter() - start:>4.0f}")
+              f"{p['straight_path']:>8.2f} {p['physics_solver']:>8.2f} {p['physics_blur_solver']:>8.2f} "
+              f"{p['true_path']:>9.2f} {p['physics_solver'] - best:>+12.2f} "
+              f"{p['physics_blur_solver'] - best:>+10.2f} {time.perf_counter() - start:>4.0f}")
 
 
 if __name__ == "__main__":

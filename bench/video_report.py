@@ -104,10 +104,12 @@ def ceiling_section(r: dict, c: dict, runs: Path) -> list[str]:
     if other.is_dir():
         o = evaluate_clips(ClipEvaluateConfig(run=str(other), n=r["n"], device="cpu"))["methods"]["model"]
         s = training_summary(other)
+        oc = s["config"]
         lines += [f"Ablation: the same G correcting the cross-fade instead of the flow interpolation (`--base "
-                  f"crossfade`, run `{other}`, {s['step']:,} steps in {s['minutes']:.1f} min on {s['threads']} "
-                  f"thread(s)): PSNR {o['psnr']:.2f} dB, SSIM {o['ssim']:.3f}, digit identity "
-                  f"{o.get('identity', float('nan')):.3f}.", ""]
+                  f"crossfade`, run `{other}`: lr {oc['lr_g']:g}, adversarial weight {oc['adv_weight']:g}, "
+                  f"{s['step']:,} steps in {s['minutes']:.1f} min on {s['threads']} thread(s)): PSNR "
+                  f"{o['psnr']:.2f} dB, SSIM {o['ssim']:.3f}, digit identity {o.get('identity', float('nan')):.3f}.",
+                  ""]
     if c["dataset"] != "moving-mnist" or c["digits"] != 1:
         return lines
     t = time.perf_counter()

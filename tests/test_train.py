@@ -220,3 +220,18 @@ def test_resume_refuses_a_finished_run_and_a_mismatched_checkpoint(tiny):
     with pytest.raises(GanimateError, match="does not fit"):
         fit(resume_config(run, {"max_steps": 4}), resume=True)
 
+
+
+def test_recompute_bn_stats_averages_over_the_batches_and_restores_the_layer():
+    from ganimate.train import recompute_bn_stats
+
+    model = torch.nn.Sequential(torch.nn.Linear(3, 3), torch.nn.BatchNorm1d(3)).eval()
+    model[1].running_mean.fill_(5.0)  # statistics that belong to other weights
+    batches = [(torch.randn(8, 3) + k,) for k in range(3)]
+    recompute_bn_stats(model, batches)
+    with torch.no_grad():
+        means = torch.stack([model[0](x).mean(0) for (x,) in batches])
+        var = torch.stack([model[0](x).var(0) for (x,) in batches])
+    assert torch.allclose(model[1].running_mean, means.mean(0), atol=1e-5)
+    assert torch.allclose(model[1].running_var, var.mean(0), atol=1e-5)
+    assert model[1].momentum == 0.1 and not model.training

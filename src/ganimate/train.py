@@ -112,6 +112,26 @@ def update_ema(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> No
         b_ema.copy_(b)
 
 
+@torch.no_grad()
+def recompute_bn_stats(model: torch.nn.Module, batches) -> None:
+    """Re-estimate the running mean and variance of model's batch-norm layers as the plain average over
+    `batches` (tuples of forward arguments). For an EMA copy: its averaged weights do not match the
+    statistics copied from the trained model."""
+    norms = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    if not norms:
+        return
+    was_training, momenta = model.training, [m.momentum for m in norms]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative average
+    model.train()
+    for args in batches:
+        model(*args)
+    for m, momentum in zip(norms, momenta, strict=True):
+        m.momentum = momentum
+    model.train(was_training)
+
+
 def epoch_permutation(seed: int, epoch: int, n: int) -> torch.Tensor:
     """The data order of one epoch, a function of (seed, epoch) alone so resume can rebuild it."""
     return torch.randperm(n, generator=torch.Generator().manual_seed(seed * 1_000_003 + epoch))

@@ -34,7 +34,16 @@ from ganimate.errors import GanimateError
 from ganimate.images import make_grid
 from ganimate.models import count_params
 from ganimate.models.clip import BASES, TASKS, build_clip_models, spatial_plan
-from ganimate.train import GanState, RunLog, _append_jsonl, open_run, resolve_device, resolve_precision, update_ema
+from ganimate.train import (
+    GanState,
+    RunLog,
+    _append_jsonl,
+    open_run,
+    recompute_bn_stats,
+    resolve_device,
+    resolve_precision,
+    update_ema,
+)
 from ganimate.video import default_scale, upscale, write_video
 
 CLIP_DATASETS = ("moving-mnist", "moving-synthetic", "npy:PATH")
@@ -281,6 +290,17 @@ def fit_clips(cfg: ClipTrainConfig, *, resume: bool = False, overwrite: bool = F
     val_clips, _ = test_src.clips(cfg.eval_clips, cfg.seed + 12_345)  # fixed test clips
     show = val_clips[:4]
     frames_slice = unknown_frames(cfg.task)
+    bn_clips, _ = train_src.clips(8 * cfg.batch_size, cfg.seed + 54_321)  # fixed training clips
+    bn_z = torch.randn(len(bn_clips), cfg.z_dim, generator=torch.Generator().manual_seed(cfg.seed + 54_321))
+
+    def refresh_ema_stats() -> None:
+        """Batch-norm statistics that match G_ema's averaged weights (update_ema copies G's)."""
+        batches = []
+        for i in range(0, len(bn_clips), cfg.batch_size):
+            x = to_float(bn_clips[i : i + cfg.batch_size], device)
+            extra = bn_z[i : i + cfg.batch_size].to(device) if cfg.task == "predict" else x[:, :, -1]
+            batches.append((x[:, :, 0], extra))
+        recompute_bn_stats(G_ema, batches)
 
     def validate() -> dict:
         k = 4 if cfg.task == "predict" else 1
@@ -330,13 +350,19 @@ def fit_clips(cfg: ClipTrainConfig, *, resume: bool = False, overwrite: bool = F
             minutes = (elapsed + time.perf_counter() - t_start) / 60
             out_of_time = cfg.max_minutes is not None and minutes >= cfg.max_minutes
             last = step >= cfg.max_steps or out_of_time or stop["requested"]
-            if step % cfg.log_every == 0 or last:
+            logging = step % cfg.log_every == 0 or last
+            validating = logging and cfg.eval_every and (step % cfg.eval_every == 0 or last)
+            sampling = (cfg.sample_every and step % cfg.sample_every == 0) or last
+            saving = (cfg.checkpoint_every and step % cfg.checkpoint_every == 0) or last
+            if validating or sampling or saving:
+                refresh_ema_stats()
+            if logging:
                 now = time.perf_counter()
                 means = {k: round(float(v) / n_interval, 5) for k, v in sums.items()}
                 rate = n_interval * cfg.batch_size / max(now - t_interval, 1e-9)
                 record = {"step": step, **means, "clips_per_s": round(rate, 2),
                           "time_s": round(elapsed + now - t_start, 2)}
-                if cfg.eval_every and (step % cfg.eval_every == 0 or last):
+                if validating:
                     record.update({k: round(v, 3) for k, v in validate().items()})
                 _append_jsonl(run_dir / "stats.jsonl", record)
                 val = " ".join(f"{k} {record[k]:.2f}" for k in ("val_psnr", "val_psnr_best4") if k in record)
@@ -344,9 +370,9 @@ def fit_clips(cfg: ClipTrainConfig, *, resume: bool = False, overwrite: bool = F
                     f"l1 {means['l1']:.4f} | D(x) {means['d_real']:.2f} D(G) {means['d_fake']:.2f} | "
                     f"{record['clips_per_s']:.1f} clips/s {minutes:.1f} min {val}".rstrip())
                 t_interval, sums, n_interval = time.perf_counter(), {}, 0
-            if (cfg.sample_every and step % cfg.sample_every == 0) or last:
+            if sampling:
                 save_sample()
-            if (cfg.checkpoint_every and step % cfg.checkpoint_every == 0) or last:
+            if saving:
                 checkpoint()
             if out_of_time:
                 log(f"--max-minutes {cfg.max_minutes} reached at step {step:,}")

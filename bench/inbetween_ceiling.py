@@ -24,9 +24,10 @@ import time
 
 import numpy as np
 
-from ganimate.clips.baselines import _warp, crossfade, optical_flow
+from ganimate.clips.baselines import crossfade, optical_flow
 from ganimate.clips.train import psnr
 from ganimate.data.moving_mnist import DIGIT, MovingMNIST, bounce, default_speed
+from ganimate.flow import warp
 
 
 def ink_centre(frame: np.ndarray) -> np.ndarray:
@@ -43,8 +44,8 @@ def warp_blend(first: np.ndarray, last: np.ndarray, path: np.ndarray) -> np.ndar
     for t in range(1, frames - 1):
         s = t / (frames - 1)
         to_first, to_last = path[0] - path[t], path[-1] - path[t]  # where the pixel was, (dy, dx)
-        fa = _warp(first, np.broadcast_to(to_first[::-1].astype(np.float32), (*first.shape, 2)))
-        fb = _warp(last, np.broadcast_to(to_last[::-1].astype(np.float32), (*last.shape, 2)))
+        fa = warp(first, np.broadcast_to(to_first[::-1].astype(np.float32), (*first.shape, 2)))
+        fb = warp(last, np.broadcast_to(to_last[::-1].astype(np.float32), (*last.shape, 2)))
         out.append((1 - s) * fa + s * fb)
     return np.stack(out)
 

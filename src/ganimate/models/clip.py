@@ -10,7 +10,7 @@
   3D U-Net over the whole clip whose input at every time step is the two key frames, a base clip and
   the time coordinate; its output is added to the base (a residual; its last layer starts at zero, so an
   untrained G returns the base). The base is the optical-flow interpolation of the key frames
-  (clips/baselines.py, OpenCV's Farnebäck flow) or their linear cross-fade (`base="crossfade"`).
+  (flow.py, OpenCV's Farnebäck flow) or their linear cross-fade (`base="crossfade"`).
 - `ClipDiscriminator`: strided 3D convolutions over the whole clip (B, 1, T, H, W) with the conditioning
   frame(s) repeated along time as extra channels; the mean of its patch logits is one logit per clip.
 
@@ -23,6 +23,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ganimate.flow import flow_interpolation
 from ganimate.models import dcgan
 
 TASKS = ("predict", "inbetween")
@@ -78,8 +79,6 @@ class InbetweenGenerator(nn.Module):
         if self.base == "crossfade":
             alpha = torch.linspace(0, 1, t, device=first.device, dtype=first.dtype).view(1, 1, t, 1, 1)
             return (1 - alpha) * first.unsqueeze(2) + alpha * last.unsqueeze(2)
-        from ganimate.clips.baselines import flow_interpolation
-
         def to_u8(x):
             return ((x.detach().float()[:, 0] + 1) * 127.5).round().clamp(0, 255).to(torch.uint8).cpu().numpy()
 

@@ -23,18 +23,12 @@ import argparse
 import time
 
 import numpy as np
+from scipy.ndimage import center_of_mass
 
 from ganimate.clips.baselines import crossfade, optical_flow
 from ganimate.clips.train import psnr
 from ganimate.data.moving_mnist import DIGIT, MovingMNIST, bounce, default_speed
 from ganimate.flow import warp
-
-
-def ink_centre(frame: np.ndarray) -> np.ndarray:
-    """Centre of mass (y, x) of a grey frame (H, W)."""
-    f = frame.astype(np.float64)
-    ys, xs = np.arange(f.shape[0]), np.arange(f.shape[1])
-    return np.array([(f.sum(1) * ys).sum(), (f.sum(0) * xs).sum()]) / f.sum()
 
 
 def warp_blend(first: np.ndarray, last: np.ndarray, path: np.ndarray) -> np.ndarray:
@@ -80,7 +74,8 @@ def physics_solver(clip: np.ndarray, room: float, speed: float, centre: float, r
     read_blur, the resampling blur (blur_loglik) also weighs the candidate positions."""
     frames = clip.shape[0]
     first, last = clip[0, 0].astype(np.float32), clip[-1, 0].astype(np.float32)
-    seen0, seen1 = ink_centre(first) - centre, ink_centre(last) - centre  # corner + centring error
+    # the ink's centre of mass: corner + the digit's own centring error
+    seen0, seen1 = (np.array(center_of_mass(f.astype(np.float64))) - centre for f in (first, last))
     grid = np.linspace(-0.5, 0.5, offsets)
     err = np.stack(np.meshgrid(grid, grid, indexing="ij"), -1).reshape(-1, 1, 2)  # candidate centring errors
     theta = np.linspace(0, 2 * np.pi, angles, endpoint=False)
@@ -106,7 +101,7 @@ def ceiling(size: int, frames: int = 10, n: int = 300, seed: int = 0) -> dict[st
     clips, _, corners = src.clips_with_paths(n, seed)
     true_path = corners[:, 0]  # (N, T, 2)
     room, speed = size - DIGIT, default_speed(size)[0]
-    centre = np.mean([ink_centre(im) for im in src.images])  # mean ink centre inside the 28x28 box
+    centre = np.mean([center_of_mass(im.astype(np.float64)) for im in src.images])  # mean, inside the 28x28 box
     straight = true_path[:, :1] + (true_path[:, -1:] - true_path[:, :1]) * np.linspace(0, 1, frames)[:, None]
     out = {"crossfade": crossfade(clips), "optical_flow": optical_flow(clips)}
     for name in ("straight_path", "physics_solver", "physics_blur_solver", "true_path"):

@@ -290,17 +290,14 @@ def fit_clips(cfg: ClipTrainConfig, *, resume: bool = False, overwrite: bool = F
     val_clips, _ = test_src.clips(cfg.eval_clips, cfg.seed + 12_345)  # fixed test clips
     show = val_clips[:4]
     frames_slice = unknown_frames(cfg.task)
-    bn_clips, _ = train_src.clips(8 * cfg.batch_size, cfg.seed + 54_321)  # fixed training clips
+    # G_ema's inputs for re-estimating its batch-norm statistics: 8 fixed batches of training clips
+    bn_clips, _ = train_src.clips(8 * cfg.batch_size, cfg.seed + 54_321)
     bn_z = torch.randn(len(bn_clips), cfg.z_dim, generator=torch.Generator().manual_seed(cfg.seed + 54_321))
-
-    def refresh_ema_stats() -> None:
-        """Batch-norm statistics that match G_ema's averaged weights (update_ema copies G's)."""
-        batches = []
-        for i in range(0, len(bn_clips), cfg.batch_size):
-            x = to_float(bn_clips[i : i + cfg.batch_size], device)
-            extra = bn_z[i : i + cfg.batch_size].to(device) if cfg.task == "predict" else x[:, :, -1]
-            batches.append((x[:, :, 0], extra))
-        recompute_bn_stats(G_ema, batches)
+    bn_batches = []
+    for i in range(0, len(bn_clips), cfg.batch_size):
+        x = to_float(bn_clips[i : i + cfg.batch_size], device)
+        extra = bn_z[i : i + cfg.batch_size].to(device) if cfg.task == "predict" else x[:, :, -1]
+        bn_batches.append((x[:, :, 0], extra))
 
     def validate() -> dict:
         k = 4 if cfg.task == "predict" else 1
@@ -354,8 +351,8 @@ def fit_clips(cfg: ClipTrainConfig, *, resume: bool = False, overwrite: bool = F
             validating = logging and cfg.eval_every and (step % cfg.eval_every == 0 or last)
             sampling = (cfg.sample_every and step % cfg.sample_every == 0) or last
             saving = (cfg.checkpoint_every and step % cfg.checkpoint_every == 0) or last
-            if validating or sampling or saving:
-                refresh_ema_stats()
+            if validating or sampling or saving:  # update_ema copies G's statistics, which G_ema's weights do not fit
+                recompute_bn_stats(G_ema, bn_batches)
             if logging:
                 now = time.perf_counter()
                 means = {k: round(float(v) / n_interval, 5) for k, v in sums.items()}

@@ -2,8 +2,9 @@
 inbetween run, and write reports/video_from_images.md with the tables against the baselines, the targets,
 training length and wall time, and a strip of frames per task (reports/video_from_images/<task>.png).
 
-    python bench/video_report.py --train-minutes 22      # train both CPU-preset runs, then report
-    python bench/video_report.py                         # report on existing runs/clip-{predict,inbetween}
+    python bench/video_report.py --train-minutes 25 --threads 2   # train every run (inbetween 32 and 48,
+                                                                  # predict), then report
+    python bench/video_report.py --threads 2                      # report on the existing runs/clip-*
 """
 
 from __future__ import annotations
@@ -25,8 +26,6 @@ from ganimate.clips.train import ClipTrainConfig, fit_clips, generate, load_clip
 from ganimate.data.moving_mnist import clip_source
 from ganimate.images import atomic_write, make_grid, save_png
 from ganimate.video import upscale
-
-TASKS = ("inbetween", "predict")
 
 
 def train(task: str, run: Path, minutes: float, steps: int, size: int = 32) -> None:

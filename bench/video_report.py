@@ -1,6 +1,6 @@
-"""Video from images on Moving MNIST (issue 7): train (optionally) and evaluate a predict run and an
-inbetween run, and write reports/video_from_images.md with the tables against the baselines, the targets,
-training length and wall time, and a strip of frames per task (reports/video_from_images/<task>.png).
+"""Video from images on Moving MNIST (issue 7): train (optionally) and evaluate a predict run and one
+inbetween run per canvas, and write reports/video_from_images.md with the tables against the baselines, the targets,
+training length and wall time, and a strip of frames per run (reports/video_from_images/<run>.png).
 
     python bench/video_report.py --train-minutes 25 --threads 2   # train every run (inbetween 32 and 48,
                                                                   # predict), then report

@@ -23,7 +23,7 @@ from inbetween_ceiling import ceiling  # bench/, next to this script
 from ganimate.checkpoint import list_checkpoints, load_checkpoint
 from ganimate.clips.evaluate import ClipEvaluateConfig, evaluate_clips, format_clip_tables
 from ganimate.clips.train import ClipTrainConfig, fit_clips, generate, load_clip_generator
-from ganimate.data.moving_mnist import clip_source
+from ganimate.data.moving_mnist import clip_source, default_speed
 from ganimate.images import atomic_write, make_grid, save_png
 from ganimate.video import upscale
 
@@ -142,7 +142,7 @@ def ceiling_section(r: dict, c: dict, runs: Path) -> list[str]:
 
 def ceiling_reading(size: int, physics: float, blur: float, model: float) -> str:
     """What the ceiling table says about the +3 dB target on this canvas."""
-    step = 0.1 * (size - 28)
+    step = default_speed(size)[0]  # px per frame
     if physics < 3:
         return (f"On a {size}×{size} canvas the digit moves {step:.1f} px per frame, so half a pixel of position "
                 "error is more than a frame of error in when it bounces, and most clips bounce. This solver ends "

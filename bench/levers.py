@@ -17,7 +17,8 @@ import torch
 
 from ganimate.config import TrainConfig
 from ganimate.models import build_models
-from ganimate.train import native_bf16, train_step
+from ganimate.runtime import native_bf16
+from ganimate.train import train_step
 
 
 def rate(arch: str, *, batch_size: int, bf16: bool, steps: int, warmup: int, channels_last: bool = False,

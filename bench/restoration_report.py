@@ -48,7 +48,7 @@ def train_or_reuse(cfg: RestoreTrainConfig, log) -> Path:
         if goal and state["step"] >= goal:
             log(f"reusing {run} (step {state['step']})")
             return run
-        from ganimate.train import resume_config
+        from ganimate.runs import resume_config
 
         extend = {"max_steps": cfg.max_steps, "epochs": cfg.epochs}
         return fit_restore(resume_config(run, extend, RestoreTrainConfig), resume=True)

@@ -16,7 +16,7 @@ from ganimate.clips.train import ClipTrainConfig, fit_clips, psnr
 from ganimate.data.moving_mnist import DIGIT, MovingMNIST, clip_source, read_moving_mnist_npy, trajectories
 from ganimate.errors import DataError, GanimateError
 from ganimate.models.clip import ClipDiscriminator, InbetweenGenerator, PredictGenerator
-from ganimate.train import resume_config
+from ganimate.runs import resume_config
 
 
 def _pool(n=20, seed=0):

@@ -169,7 +169,7 @@ def test_resume_matches_an_uninterrupted_run(tmp_path):
     straight = fit_restore(tiny_cfg(tmp_path, "a", task="deblur", max_steps=6))
     fit_restore(tiny_cfg(tmp_path, "b", task="deblur", max_steps=3))
     from ganimate.restore.train import RestoreTrainConfig
-    from ganimate.train import resume_config
+    from ganimate.runs import resume_config
 
     resumed = fit_restore(resume_config(tmp_path / "b", {"max_steps": 6}, RestoreTrainConfig), resume=True)
     a, b = load_checkpoint(list_checkpoints(straight)[-1]), load_checkpoint(list_checkpoints(resumed)[-1])

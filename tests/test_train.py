@@ -8,8 +8,10 @@ import torch
 from conftest import run_cli
 
 from ganimate.checkpoint import list_checkpoints, load_checkpoint
+from ganimate.config import TrainConfig
 from ganimate.errors import GanimateError
-from ganimate.train import fit, resume_config
+from ganimate.runs import resume_config
+from ganimate.train import fit
 
 
 def weights(run_dir):
@@ -71,7 +73,7 @@ def test_resume_matches_uninterrupted_run(tmp_path, tiny, arch):
     full = fit(tiny(out=str(tmp_path / "full"), max_steps=9, arch=arch, batch_size=400, epochs=2))  # 5 steps per epoch
     part = fit(tiny(out=str(tmp_path / "part"), max_steps=7, arch=arch, batch_size=400, epochs=2))
     assert weights(part)["step"] == 7
-    cfg = resume_config(part, {"max_steps": 9})
+    cfg = resume_config(part, {"max_steps": 9}, TrainConfig)
     fit(cfg, resume=True)
     assert_same_state(weights(full), weights(part))
     stats = [json.loads(line)["step"] for line in (part / "stats.jsonl").read_text().splitlines()]
@@ -126,16 +128,16 @@ def test_overwrite_refuses_a_folder_that_is_not_a_run(tmp_path, tiny):
 
 def test_resume_errors(tmp_path, tiny):
     with pytest.raises(GanimateError, match="no config.json"):
-        resume_config(tmp_path / "nothing", {})
+        resume_config(tmp_path / "nothing", {}, TrainConfig)
     run = fit(tiny(max_steps=2))
     with pytest.raises(GanimateError, match="conflicts"):
-        resume_config(run, {"lr_g": 0.1})
+        resume_config(run, {"lr_g": 0.1}, TrainConfig)
     with pytest.raises(GanimateError, match="conflicts"):
-        resume_config(run, {"arch": "tutorial"})
+        resume_config(run, {"arch": "tutorial"}, TrainConfig)
     for ckpt in list_checkpoints(run):
         ckpt.unlink()
     with pytest.raises(GanimateError, match="no checkpoint"):
-        resume_config(run, {})
+        resume_config(run, {}, TrainConfig)
 
 
 def test_unconditional_training(tiny):
@@ -213,17 +215,17 @@ def test_ctrl_c_saves_a_checkpoint_and_resume_finishes(tmp_path):
 def test_resume_refuses_a_finished_run_and_a_mismatched_checkpoint(tiny):
     run = fit(tiny(max_steps=2))
     with pytest.raises(GanimateError, match="already at step 2"):
-        fit(resume_config(run, {}), resume=True)
+        fit(resume_config(run, {}, TrainConfig), resume=True)
     config = json.loads((run / "config.json").read_text())
     config["g_width"] = 64  # the checkpoint's weights no longer fit
     (run / "config.json").write_text(json.dumps(config))
     with pytest.raises(GanimateError, match="does not fit"):
-        fit(resume_config(run, {"max_steps": 4}), resume=True)
+        fit(resume_config(run, {"max_steps": 4}, TrainConfig), resume=True)
 
 
 
 def test_recompute_bn_stats_averages_over_the_batches_and_restores_the_layer():
-    from ganimate.train import recompute_bn_stats
+    from ganimate.gan import recompute_bn_stats
 
     model = torch.nn.Sequential(torch.nn.Linear(3, 3), torch.nn.BatchNorm1d(3)).eval()
     model[1].running_mean.fill_(5.0)  # statistics that belong to other weights

@@ -74,7 +74,7 @@ def _given(ns: argparse.Namespace, cls) -> dict:
 
 def training_config(ns: argparse.Namespace, cls):
     """A training command's config: new from the given options, or the run's saved one with --resume."""
-    from ganimate.train import resume_config
+    from ganimate.runs import resume_config
 
     given = _given(ns, cls)
     if ns.resume and ns.overwrite:

@@ -1,123 +1,172 @@
-"""One dataclass per command: defaults, validation with one-line messages, JSON round trip."""
+"""Configs: one dataclass per command, declared bounds checked once, JSON round trip.
+
+`option` declares a field with its --help text and its bounds (`positive`, `nonneg`, `unit` for [0, 1),
+`choices`); `check_options` enforces them for any config. `TrainBase` holds what every trainer shares
+(schedule, optimiser, device, run folder); `TrainConfig` adds the image GAN's own settings, and
+`restore.train.RestoreTrainConfig` and `clips.train.ClipTrainConfig` theirs.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ganimate.errors import GanimateError
 
-DATASETS = ("mnist", "fashion-mnist", "cifar10", "synthetic", "folder:PATH")
+
+def option(text: str, *, positive: bool = False, nonneg: bool = False, unit: bool = False,
+           choices: tuple[str, ...] | None = None, **kw):
+    """A dataclass field with its --help text and its bounds: positive (> 0), nonneg (>= 0), unit ([0, 1))
+    or one of `choices`. None always passes (it means "the default")."""
+    bound = "positive" if positive else "nonneg" if nonneg else "unit" if unit else None
+    return field(metadata={"help": text, "bound": bound, "choices": choices}, **kw)
 
 
-# What each architecture starts from when --g-width / --d-width / --lr-g / --lr-d are not given. The fast
-# preset's learning rate is measured in bench/RESULTS.md; paper and tutorial keep DCGAN's 2e-4.
-ARCH_DEFAULTS = {
-    "fast": {"g_width": 192, "d_width": 32, "lr_g": 6e-4, "lr_d": 6e-4},
-    "paper": {"g_width": 256, "d_width": 64, "lr_g": 2e-4, "lr_d": 2e-4},
-    "tutorial": {"g_width": 256, "d_width": 64, "lr_g": 2e-4, "lr_d": 2e-4},
-}
+def flag(name: str) -> str:
+    return "--" + name.rstrip("_").replace("_", "-")
 
 
-def option(text: str, **kw):
-    """A dataclass field with its --help text."""
-    return field(metadata={"help": text}, **kw)
+def check_options(cfg) -> None:
+    """Check every field of `cfg` against its declared bounds; the first failure is a one-line error."""
+    for f in dataclasses.fields(cfg):
+        value, bound, choices = getattr(cfg, f.name), f.metadata.get("bound"), f.metadata.get("choices")
+        if value is None or isinstance(value, bool):
+            continue
+        if choices is not None and value not in choices:
+            raise GanimateError(f"{flag(f.name)} must be {', '.join(choices[:-1])} or {choices[-1]}, got {value!r}")
+        if bound is None:
+            continue
+        if isinstance(value, float) and math.isnan(value):
+            raise GanimateError(f"{flag(f.name)} must be a number, got nan")
+        if bound == "positive" and not value > 0:
+            raise GanimateError(f"{flag(f.name)} must be positive, got {value}")
+        if bound == "nonneg" and not value >= 0:
+            raise GanimateError(f"{flag(f.name)} must be 0 or more, got {value}")
+        if bound == "unit" and not 0 <= value < 1:
+            raise GanimateError(f"{flag(f.name)} must lie in [0, 1), got {value}")
+
+
+def check_image_dataset(spec: str) -> None:
+    """A one-line error unless `spec` names an image dataset ganimate can load."""
+    from ganimate.data import dataset_names, is_image_dataset
+
+    if not is_image_dataset(spec):
+        raise GanimateError(f"unknown dataset {spec!r}: choose from {', '.join(dataset_names())}")
+
+
+def default_out(prefix: str, dataset: str) -> str:
+    """runs/<prefix><name>, the name being the dataset's or its folder's last component."""
+    name = dataset.split(":", 1)[-1].rstrip("/").split("/")[-1] or "folder"
+    return str(Path("runs") / f"{prefix}{name}")
 
 
 @dataclass
-class TrainConfig:
-    """Everything `ganimate train` needs; saved as RUN/config.json and inside every checkpoint."""
+class TrainBase:
+    """What every training command shares: the run folder, the schedule, the optimisers and the device.
 
-    dataset: str = option("mnist | fashion-mnist | cifar10 | synthetic | folder:PATH", default="mnist")
-    out: str | None = option("run folder (default runs/<dataset>)", default=None)
+    Subclasses redeclare a field to change its default; `RESUMABLE` lists what a resumed run may change.
+    """
+
+    dataset: str = option("the training data", default="")
+    out: str | None = option("run folder", default=None)
     data_dir: str | None = option("folder holding the dataset files (searched first)", default=None)
-    arch: str = option("fast (the CPU preset: 4x4 up/down-sampling, fewer channels) | paper (the seed paper's "
-                       "DCGAN) | tutorial (TF DCGAN tutorial)", default="fast")
-    conditional: bool | None = option("class-conditional G and D (default: when the data has labels)", default=None)
-    image_size: int | None = option("image side in pixels (default: the dataset's; folders 64)", default=None)
-    channels: int | None = option("1 (grey) or 3 (RGB) (default: the dataset's)", default=None)
-    num_classes: int = option("set from the dataset", default=0)
-    z_dim: int = option("latent size", default=100)
-    g_width: int | None = option("channels of G's first feature map (default: fast 192, paper/tutorial 256)",
-                                 default=None)
-    d_width: int | None = option("channels of D's first convolution (default: fast 32, paper/tutorial 64)",
-                                 default=None)
-    bn_affine: bool = option("batch norm with scale and bias (the paper found without better)", default=False)
-    epochs: int = option("training epochs", default=5)
-    max_steps: int | None = option("stop after this many optimiser steps in total", default=None)
-    batch_size: int = option("images per step", default=128)
-    lr_g: float | None = option("Adam learning rate of G (default: fast 6e-4, paper/tutorial 2e-4)", default=None)
-    lr_d: float | None = option("Adam learning rate of D (default: fast 6e-4, paper/tutorial 2e-4)", default=None)
-    beta1: float = option("Adam beta1", default=0.5)
-    beta2: float = option("Adam beta2", default=0.999)
-    ema: bool = option("keep an exponential moving average of G for samples", default=True)
-    ema_decay: float = option("EMA decay per step", default=0.999)
-    seed: int = option("seed for weights, data order, noise and sample grids", default=0)
-    log_every: int = option("log line every N batches (the paper's 400)", default=400)
-    sample_every: int = option("also save a grid every N steps (0: only per epoch)", default=0)
-    checkpoint_every: int = option("also checkpoint every N steps (0: only per epoch)", default=0)
-    eval_every: int = option("append fd and class_acc to RUN/metrics.jsonl every N steps (0: never)", default=0)
-    eval_n: int = option("generated images per --eval-every evaluation", default=2000)
-    keep_checkpoints: int = option("how many recent checkpoints to keep", default=3)
+    max_steps: int | None = option("stop after this many optimiser steps in total", positive=True, default=None)
+    max_minutes: float | None = option("also stop (with a checkpoint) after this many minutes of training",
+                                       positive=True, default=None)
+    batch_size: int = option("samples per step", positive=True, default=64)
+    lr_g: float | None = option("Adam learning rate of G", positive=True, default=2e-4)
+    lr_d: float | None = option("Adam learning rate of D", positive=True, default=2e-4)
+    beta1: float = option("Adam beta1", unit=True, default=0.5)
+    beta2: float = option("Adam beta2", unit=True, default=0.999)
+    ema_decay: float = option("decay per step of the moving average of G used for samples and evaluation",
+                              unit=True, default=0.999)
+    seed: int = option("seed for weights, data order, noise and samples", default=0)
+    log_every: int = option("log line and stats.jsonl record every N steps", positive=True, default=100)
+    sample_every: int = option("also save a sample every N steps (0: only per epoch and at the end)", nonneg=True,
+                               default=0)
+    checkpoint_every: int = option("also checkpoint every N steps (0: only per epoch and at the end)", nonneg=True,
+                                   default=0)
+    eval_every: int = option("evaluate into RUN/metrics.jsonl every N steps and at the end (0: never)", nonneg=True,
+                             default=0)
+    keep_checkpoints: int = option("how many recent checkpoints to keep", positive=True, default=3)
     device: str = option("auto | cpu | cuda | cuda:N | mps", default="auto")
     precision: str = option("auto | fp32 | bf16 (bfloat16 autocast; weights stay fp32). auto: bf16 where the "
-                            "CPU or GPU computes it natively, else fp32", default="auto")
-    strict: bool = option("error on unreadable image files instead of skipping them", default=False)
+                            "CPU or GPU computes it natively, else fp32", choices=("auto", "fp32", "bf16"),
+                            default="auto")
     progress: bool | None = option("progress bar (default: when the terminal shows it)", default=None)
 
-    # Settings a resumed run may change; everything else must match the saved config.
-    RESUMABLE = ("epochs", "max_steps", "log_every", "sample_every", "checkpoint_every", "eval_every", "eval_n",
-                 "keep_checkpoints", "device", "data_dir", "strict", "progress")
+    RESUMABLE = ("max_steps", "max_minutes", "log_every", "sample_every", "checkpoint_every", "eval_every",
+                 "keep_checkpoints", "device", "data_dir", "progress")
 
     def __post_init__(self):
-        from ganimate.models.dcgan import ARCHS, upsampling_plan
-
-        if self.arch in ARCHS:
-            for name, value in ARCH_DEFAULTS[self.arch].items():
-                if getattr(self, name) is None:
-                    setattr(self, name, value)
-        if not (self.dataset in DATASETS or self.dataset.startswith("folder:")):
-            raise GanimateError(f"unknown dataset {self.dataset!r}: choose from {', '.join(DATASETS)}")
-        if self.arch not in ARCHS:
-            raise GanimateError(f"unknown arch {self.arch!r}: choose from {', '.join(ARCHS)}")
-        for name in ("epochs", "batch_size", "z_dim", "g_width", "d_width", "log_every", "keep_checkpoints", "eval_n"):
-            if getattr(self, name) <= 0:
-                raise GanimateError(f"--{name.replace('_', '-')} must be positive, got {getattr(self, name)}")
-        for name in ("sample_every", "checkpoint_every", "eval_every", "num_classes"):
-            if getattr(self, name) < 0:
-                raise GanimateError(f"--{name.replace('_', '-')} must be 0 or more, got {getattr(self, name)}")
-        if self.max_steps is not None and self.max_steps <= 0:
-            raise GanimateError(f"--max-steps must be positive, got {self.max_steps}")
-        for name in ("lr_g", "lr_d"):
-            if not getattr(self, name) > 0:
-                raise GanimateError(f"--{name.replace('_', '-')} must be positive, got {getattr(self, name)}")
-        if not (0 <= self.beta1 < 1 and 0 <= self.beta2 < 1 and 0 <= self.ema_decay < 1):
-            raise GanimateError("--beta1, --beta2 and --ema-decay must lie in [0, 1)")
-        if self.precision not in ("auto", "fp32", "bf16"):
-            raise GanimateError(f"--precision must be auto, fp32 or bf16, got {self.precision!r}")
-        if self.channels not in (None, 1, 3):
-            raise GanimateError(f"--channels must be 1 or 3, got {self.channels}")
-        if self.image_size is not None:
-            try:
-                upsampling_plan(self.image_size)
-            except ValueError as e:
-                raise GanimateError(str(e)) from None
-        if self.out is None:
-            name = self.dataset.split(":", 1)[-1].rstrip("/").split("/")[-1] or "folder"
-            self.out = str(Path("runs") / name)
+        check_options(self)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict) -> TrainConfig:
+    def from_dict(cls, d: dict):
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(d) - known)
         if unknown:
             raise GanimateError(f"config has unknown settings {unknown}: written by a newer ganimate?")
         return cls(**d)
+
+
+@dataclass
+class TrainConfig(TrainBase):
+    """Everything `ganimate train` needs; saved as RUN/config.json and inside every checkpoint."""
+
+    dataset: str = option("mnist | fashion-mnist | cifar10 | synthetic | folder:PATH", default="mnist")
+    out: str | None = option("run folder (default runs/<dataset>)", default=None)
+    arch: str = option("fast (the CPU preset: 4x4 up/down-sampling, fewer channels) | paper (the seed paper's "
+                       "DCGAN) | tutorial (TF DCGAN tutorial)", default="fast")
+    conditional: bool | None = option("class-conditional G and D (default: when the data has labels)", default=None)
+    image_size: int | None = option("image side in pixels (default: the dataset's; folders 64)", default=None)
+    channels: int | None = option("1 (grey) or 3 (RGB) (default: the dataset's)", default=None)
+    num_classes: int = option("set from the dataset", nonneg=True, default=0)
+    z_dim: int = option("latent size", positive=True, default=100)
+    g_width: int | None = option("channels of G's first feature map (default: the arch's)", positive=True,
+                                 default=None)
+    d_width: int | None = option("channels of D's first convolution (default: the arch's)", positive=True,
+                                 default=None)
+    bn_affine: bool = option("batch norm with scale and bias (the paper found without better)", default=False)
+    epochs: int = option("training epochs", positive=True, default=5)
+    batch_size: int = option("images per step", positive=True, default=128)
+    lr_g: float | None = option("Adam learning rate of G (default: the arch's)", positive=True, default=None)
+    lr_d: float | None = option("Adam learning rate of D (default: the arch's)", positive=True, default=None)
+    ema: bool = option("keep an exponential moving average of G for samples", default=True)
+    log_every: int = option("log line every N batches (the paper's 400)", positive=True, default=400)
+    eval_every: int = option("append fd and class_acc to RUN/metrics.jsonl every N steps and at the end "
+                             "(0: never)", nonneg=True, default=0)
+    eval_n: int = option("generated images per --eval-every evaluation", positive=True, default=2000)
+    strict: bool = option("error on unreadable image files instead of skipping them", default=False)
+
+    RESUMABLE = (*TrainBase.RESUMABLE, "epochs", "eval_n", "strict")
+
+    def __post_init__(self):
+        from ganimate.models import arch_defaults, check_arch
+
+        check_arch(self.arch)
+        for name, value in arch_defaults(self.arch).items():
+            if getattr(self, name) is None:
+                setattr(self, name, value)
+        check_image_dataset(self.dataset)
+        super().__post_init__()
+        if self.channels not in (None, 1, 3):
+            raise GanimateError(f"--channels must be 1 or 3, got {self.channels}")
+        if self.image_size is not None:
+            from ganimate.models.dcgan import upsampling_plan
+
+            try:
+                upsampling_plan(self.image_size)
+            except ValueError as e:
+                raise GanimateError(str(e)) from None
+        if self.out is None:
+            self.out = default_out("", self.dataset)
 
 
 @dataclass

@@ -55,7 +55,7 @@ def class_rows_grid(x: np.ndarray, y: np.ndarray, num_classes: int) -> np.ndarra
 
 def run_sample(cfg: SampleConfig) -> list[Path]:
     """`ganimate sample`: write a grid and/or an .npz; returns the paths written."""
-    from ganimate.train import resolve_device
+    from ganimate.runtime import resolve_device
 
     G, train_cfg = load_generator(cfg.run, cfg.checkpoint, str(resolve_device(cfg.device)), ema=not cfg.no_ema)
     y = sample_labels(cfg.n, G.num_classes, cfg.class_)

@@ -7,11 +7,8 @@ samples/index.jsonl) and checkpoints/ (everything needed to resume, bit for bit 
 
 from __future__ import annotations
 
-import copy
 import functools
-import json
 import math
-import shutil
 import signal
 import sys
 import threading
@@ -24,50 +21,13 @@ from tqdm import tqdm
 
 from ganimate import losses
 from ganimate.checkpoint import list_checkpoints, load_checkpoint, save_checkpoint
-from ganimate.config import TrainConfig, print_config
+from ganimate.config import TrainConfig
 from ganimate.errors import GanimateError
-from ganimate.images import atomic_write, make_grid, save_png, to_uint8
+from ganimate.gan import GanState
+from ganimate.images import make_grid, save_png, to_uint8
 from ganimate.models import build_models, count_params
-
-
-def resolve_device(name: str = "auto") -> torch.device:
-    """'auto' picks CUDA, then MPS, then CPU; anything else must be available."""
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise GanimateError(f"unknown device {name!r}: use auto, cpu, cuda, cuda:N or mps") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise GanimateError(f"--device {name}: CUDA is not available on this machine")
-    if device.type == "mps" and not torch.backends.mps.is_available():
-        raise GanimateError(f"--device {name}: MPS is not available on this machine")
-    return device
-
-
-def resolve_precision(precision: str, device: torch.device) -> str:
-    """auto -> bf16 where `device` computes it natively, else fp32; fp32 / bf16 stay."""
-    if precision != "auto":
-        return precision
-    return "bf16" if native_bf16(device) else "fp32"
-
-
-def native_bf16(device: torch.device) -> bool:
-    """Whether bfloat16 runs natively here: a CUDA GPU that supports it, or an x86 CPU with
-    AVX-512 BF16 or AMX (elsewhere oneDNN emulates bf16, slower than fp32)."""
-    if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
-    if device.type != "cpu":
-        return False
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return " avx512_bf16" in flags or " amx_bf16" in flags
+from ganimate.runs import RunLog, append_jsonl, open_run
+from ganimate.runtime import resolve_device, resolve_precision
 
 
 def train_step(G, D, opt_G, opt_D, x, y, z, bf16: bool = False) -> dict[str, torch.Tensor]:
@@ -104,34 +64,6 @@ def train_step(G, D, opt_G, opt_D, x, y, z, bf16: bool = False) -> dict[str, tor
     }
 
 
-@torch.no_grad()
-def update_ema(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> None:
-    """ema <- decay * ema + (1 - decay) * model for parameters; buffers (BN stats) copied."""
-    torch._foreach_lerp_(list(ema.parameters()), list(model.parameters()), 1.0 - decay)
-    for b_ema, b in zip(ema.buffers(), model.buffers(), strict=True):
-        b_ema.copy_(b)
-
-
-@torch.no_grad()
-def recompute_bn_stats(model: torch.nn.Module, batches) -> None:
-    """Re-estimate the running mean and variance of model's batch-norm layers as the plain average over
-    `batches` (tuples of forward arguments). For an EMA copy: its averaged weights do not match the
-    statistics copied from the trained model."""
-    norms = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
-    if not norms:
-        return
-    was_training, momenta = model.training, [m.momentum for m in norms]
-    for m in norms:
-        m.reset_running_stats()
-        m.momentum = None  # cumulative average
-    model.train()
-    for args in batches:
-        model(*args)
-    for m, momentum in zip(norms, momenta, strict=True):
-        m.momentum = momentum
-    model.train(was_training)
-
-
 def epoch_permutation(seed: int, epoch: int, n: int) -> torch.Tensor:
     """The data order of one epoch, a function of (seed, epoch) alone so resume can rebuild it."""
     return torch.randperm(n, generator=torch.Generator().manual_seed(seed * 1_000_003 + epoch))
@@ -151,169 +83,6 @@ def grid_inputs(cfg: TrainConfig) -> tuple[torch.Tensor, torch.Tensor | None, in
         y = None
     z = torch.randn(rows * cols, cfg.z_dim, generator=gen)
     return z, y, cols
-
-
-class RunLog:
-    """Prints a line and appends it to RUN/log.txt."""
-
-    def __init__(self, path: Path | None, bar_active=lambda: False):
-        self.path, self.bar_active = path, bar_active
-
-    def __call__(self, line: str) -> None:
-        if self.bar_active():
-            tqdm.write(line)
-        else:
-            print(line, flush=True)
-        if self.path is not None:
-            with open(self.path, "a") as f:
-                f.write(line + "\n")
-
-
-def _trim_jsonl(path: Path, max_step: int) -> None:
-    """Drop records past `max_step` (written after the checkpoint a resume starts from)."""
-    if not path.exists():
-        return
-    keep = [ln for ln in path.read_text().splitlines() if ln.strip() and json.loads(ln).get("step", 0) <= max_step]
-    text = "".join(ln + "\n" for ln in keep)
-    atomic_write(path, lambda tmp: tmp.write_text(text))
-
-
-def _append_jsonl(path: Path, record: dict) -> None:
-    with open(path, "a") as f:
-        f.write(json.dumps(record) + "\n")
-
-
-def prepare_run_dir(run_dir: Path, *, resume: bool, overwrite: bool) -> None:
-    """Refuse to clobber an existing folder unless asked; --overwrite only clears run folders."""
-    if resume:
-        return
-    if run_dir.exists() and not run_dir.is_dir():
-        raise GanimateError(f"{run_dir} exists and is not a folder")
-    if run_dir.is_dir() and any(run_dir.iterdir()):
-        if not overwrite:
-            raise GanimateError(f"{run_dir} already exists: use --resume to continue it or --overwrite to start over")
-        if not (run_dir / "config.json").is_file():
-            raise GanimateError(f"refusing to overwrite {run_dir}: it is not a ganimate run folder (no config.json)")
-        shutil.rmtree(run_dir)
-
-
-@dataclass
-class GanState:
-    """What a GAN run checkpoints and resumes from: G, D, G's moving average, both Adam optimizers and
-    the noise generator. Image, restoration and clip training share it."""
-
-    G: torch.nn.Module
-    D: torch.nn.Module
-    G_ema: torch.nn.Module | None
-    opt_G: torch.optim.Optimizer
-    opt_D: torch.optim.Optimizer
-    noise: torch.Generator
-
-    @classmethod
-    def create(cls, G, D, *, lr_g: float, lr_d: float, betas: tuple[float, float], seed: int,
-               ema: bool = True) -> GanState:
-        G_ema = copy.deepcopy(G).eval().requires_grad_(False) if ema else None
-        return cls(G, D, G_ema, torch.optim.Adam(G.parameters(), lr=lr_g, betas=betas),
-                   torch.optim.Adam(D.parameters(), lr=lr_d, betas=betas), torch.Generator().manual_seed(seed + 1))
-
-    def to(self, device: torch.device) -> None:
-        """Move the networks, and the optimizer state with its parameters."""
-        for module in (self.G, self.D, self.G_ema):
-            if module is not None:
-                module.to(device)
-        for opt in (self.opt_G, self.opt_D):
-            for s in opt.state.values():
-                for k, v in s.items():
-                    if torch.is_tensor(v) and k != "step":
-                        s[k] = v.to(device)
-
-    def state_dict(self, device: torch.device) -> dict:
-        return {
-            "G": self.G.state_dict(),
-            "D": self.D.state_dict(),
-            "G_ema": self.G_ema.state_dict() if self.G_ema is not None else None,
-            "opt_G": self.opt_G.state_dict(),
-            "opt_D": self.opt_D.state_dict(),
-            "rng": {"torch": torch.get_rng_state(), "noise": self.noise.get_state(),
-                    "cuda": torch.cuda.get_rng_state_all() if device.type == "cuda" else None},
-        }
-
-    def load_state_dict(self, state: dict, source: Path, device: torch.device) -> tuple[int, float]:
-        """Restore a checkpoint's training state; returns (step, elapsed seconds)."""
-        try:
-            self.G.load_state_dict(state["G"])
-            self.D.load_state_dict(state["D"])
-            if self.G_ema is not None:
-                self.G_ema.load_state_dict(state["G_ema"])
-            self.opt_G.load_state_dict(state["opt_G"])
-            self.opt_D.load_state_dict(state["opt_D"])
-            self.noise.set_state(state["rng"]["noise"])
-            torch.set_rng_state(state["rng"]["torch"])
-            step, elapsed = state["step"], state.get("elapsed_s", 0.0)
-        except (RuntimeError, KeyError, TypeError, ValueError, AttributeError) as e:
-            reason = str(e).splitlines()[0][:100]
-            raise GanimateError(f"{source} does not fit the run's config.json ({reason})") from None
-        if device.type == "cuda" and state["rng"].get("cuda") is not None:
-            torch.cuda.set_rng_state_all(state["rng"]["cuda"])
-        return step, elapsed
-
-    def resume(self, state: dict | None, source: Path | None, device: torch.device, total: int,
-               more: str) -> tuple[int, float]:
-        """(step, elapsed seconds) to start from: (0, 0) for a new run, else the checkpoint's, refusing a run
-        that already reached `total` steps (`more`: the options that raise it)."""
-        if state is None:
-            return 0, 0.0
-        step, elapsed = self.load_state_dict(state, source, device)
-        if step >= total:
-            raise GanimateError(f"{source.parent.parent} is already at step {step:,} of {total:,}: "
-                                f"raise {more} to train on")
-        return step, elapsed
-
-
-def open_run(run_dir: Path, cfg, log: RunLog, *, resume: bool, overwrite: bool, step: int = 0,
-             ckpt_path: Path | None = None, records: tuple[str, ...] = ("stats.jsonl",)) -> None:
-    """Create (or reopen) a run folder: config.json, log.txt, samples/; a resume drops the `records`
-    lines written after its checkpoint. The config is printed to the log."""
-    prepare_run_dir(run_dir, resume=resume, overwrite=overwrite)
-    (run_dir / "samples").mkdir(parents=True, exist_ok=True)
-    log.path = run_dir / "log.txt"
-    config_text = json.dumps(cfg.to_dict(), indent=2) + "\n"
-    atomic_write(run_dir / "config.json", lambda tmp: tmp.write_text(config_text))
-    if resume:
-        for name in records:
-            _trim_jsonl(run_dir / name, step)
-        log(f"resuming {run_dir} from {ckpt_path.name} (step {step:,})")
-    print_config(cfg, log)
-
-
-def resume_config(run_dir: str | Path, overrides: dict, cls=TrainConfig):
-    """The saved config of a run (a `cls`: TrainConfig, RestoreTrainConfig, ClipTrainConfig), with only the
-    settings a resume may change (`cls.RESUMABLE`) taken from `overrides`."""
-    run_dir = Path(run_dir)
-    path = run_dir / "config.json"
-    if not path.is_file():
-        raise GanimateError(f"cannot resume {run_dir}: no config.json there")
-    if not list_checkpoints(run_dir):
-        raise GanimateError(f"cannot resume {run_dir}: it has no checkpoint")
-    try:
-        saved = json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise GanimateError(f"cannot resume {run_dir}: config.json is not valid JSON ({e})") from None
-    if not isinstance(saved, dict):
-        raise GanimateError(f"cannot resume {run_dir}: config.json is not a ganimate config")
-    for key, value in overrides.items():
-        if key == "out" or key in cls.RESUMABLE or value is None:
-            continue
-        if key not in saved:
-            raise GanimateError(f"cannot resume {run_dir}: unknown setting {key}")
-        if saved[key] != value:
-            flag = "--" + key.replace("_", "-")
-            raise GanimateError(
-                f"{flag} {value} conflicts with the run's saved {key}={saved[key]}: "
-                f"a resumed run keeps its settings (start a new run to change it)"
-            )
-    merged = {**saved, **{k: v for k, v in overrides.items() if k in cls.RESUMABLE}, "out": str(run_dir)}
-    return cls.from_dict(merged)
 
 
 def load_training_data(cfg: TrainConfig, log=print):
@@ -378,8 +147,7 @@ def fit(cfg: TrainConfig, *, resume: bool = False, overwrite: bool = False) -> P
     G, D, G_ema, opt_G, opt_D, noise = gan.G, gan.D, gan.G_ema, gan.opt_G, gan.opt_D, gan.noise
     step, elapsed = gan.resume(state, ckpt_path, device, total, "--epochs or --max-steps")
 
-    open_run(run_dir, cfg, log, resume=resume, overwrite=overwrite, step=step, ckpt_path=ckpt_path,
-             records=("stats.jsonl", "samples/index.jsonl", "metrics.jsonl"))
+    open_run(run_dir, cfg, log, resume=resume, overwrite=overwrite, step=step, ckpt_path=ckpt_path)
     log(
         f"data: {cfg.dataset}, {len(ds.images):,} images {cfg.channels}x{cfg.image_size}x{cfg.image_size}, "
         f"{ds.num_classes} classes | G {count_params(G):,} params, D {count_params(D):,} params | device {device}"
@@ -410,7 +178,7 @@ def fit(cfg: TrainConfig, *, resume: bool = False, overwrite: bool = False) -> P
             grid = make_grid(to_uint8(sampler(z_grid, y_grid)), nrow)
         sampler.train(was_training)
         save_png(grid, run_dir / "samples" / name)
-        _append_jsonl(run_dir / "samples" / "index.jsonl",
+        append_jsonl(run_dir / "samples" / "index.jsonl",
                       {"file": name, "step": step, "epoch": math.ceil(step / spe), "kind": kind})
 
     def checkpoint() -> Path:
@@ -426,7 +194,7 @@ def fit(cfg: TrainConfig, *, resume: bool = False, overwrite: bool = False) -> P
                             seed=cfg.seed)
         record = {"step": step, "time_s": round(elapsed + t - t_start, 2), "kind": "train", "n": cfg.eval_n,
                   "eval_s": round(time.perf_counter() - t, 2), **result}
-        _append_jsonl(run_dir / "metrics.jsonl", record)
+        append_jsonl(run_dir / "metrics.jsonl", record)
         shown = " ".join(f"{k} {v:.4g}" for k, v in result.items() if k in ("fd", "fd_floor", "class_acc"))
         log(f"eval at step {step:,}: {shown or 'n/a'} ({time.perf_counter() - t:.1f} s)")
 
@@ -453,8 +221,7 @@ def fit(cfg: TrainConfig, *, resume: bool = False, overwrite: bool = False) -> P
                 z = torch.randn(cfg.batch_size, cfg.z_dim, generator=noise).to(device)
                 stats = train_step(G, D, opt_G, opt_D, x, y, z, bf16=cfg.precision == "bf16")
                 step += 1
-                if G_ema is not None:
-                    update_ema(G_ema, G, min(cfg.ema_decay, (1 + step) / (10 + step)))
+                gan.update_ema(step, cfg.ema_decay)
                 interval.add(stats)
                 bar.update(1)
 
@@ -464,7 +231,7 @@ def fit(cfg: TrainConfig, *, resume: bool = False, overwrite: bool = False) -> P
                     rate = interval.steps * cfg.batch_size / max(now - interval.start, 1e-9)
                     record = {"step": step, "epoch": epoch + 1, **{k: round(v, 5) for k, v in means.items()},
                               "img_per_s": round(rate, 1), "time_s": round(elapsed + now - t_start, 2)}
-                    _append_jsonl(run_dir / "stats.jsonl", record)
+                    append_jsonl(run_dir / "stats.jsonl", record)
                     log(f"epoch {epoch + 1} step {step:,}/{total:,} | loss_d {means['loss_d']:.3f} "
                         f"loss_g {means['loss_g']:.3f} | D(x) {means['d_real']:.2f} D(G(z)) {means['d_fake']:.2f}"
                         f" | {rate:,.0f} img/s")

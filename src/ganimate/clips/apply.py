@@ -22,7 +22,7 @@ from ganimate.clips.train import generate, load_clip_generator
 from ganimate.config import option
 from ganimate.errors import GanimateError
 from ganimate.images import make_grid
-from ganimate.train import resolve_device
+from ganimate.runtime import resolve_device
 from ganimate.video import FORMATS, _positive, default_scale, output_paths, upscale, write_videos
 
 

@@ -31,7 +31,8 @@ from ganimate.data.moving_mnist import DIGIT, clip_source
 from ganimate.errors import GanimateError
 from ganimate.metrics.classifier import embed, load_reference
 from ganimate.metrics.fd import feature_stats, frechet_distance
-from ganimate.train import _append_jsonl, resolve_device
+from ganimate.runs import append_jsonl
+from ganimate.runtime import resolve_device
 
 
 @dataclass
@@ -143,7 +144,7 @@ def evaluate_clips(cfg: ClipEvaluateConfig) -> dict:
         record["methods"][name] = score(task, run_baseline(name, clips)[None], clips, labels, true_feats, device)
     record.update({"eval_s": round(time.perf_counter() - start, 1),
                    "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")})
-    _append_jsonl(Path(cfg.run) / "metrics.jsonl", record)
+    append_jsonl(Path(cfg.run) / "metrics.jsonl", record)
     return record
 
 

@@ -28,80 +28,60 @@ from tqdm import tqdm
 
 from ganimate import losses
 from ganimate.checkpoint import list_checkpoints, load_checkpoint, resolve_checkpoint, save_checkpoint
-from ganimate.config import TrainConfig, option
+from ganimate.config import TrainBase, option
 from ganimate.data.moving_mnist import SIZES, clip_source
 from ganimate.errors import GanimateError
+from ganimate.gan import GanState, recompute_bn_stats
 from ganimate.images import make_grid
 from ganimate.models import count_params
 from ganimate.models.clip import BASES, TASKS, build_clip_models, spatial_plan
-from ganimate.train import (
-    GanState,
-    RunLog,
-    _append_jsonl,
-    open_run,
-    recompute_bn_stats,
-    resolve_device,
-    resolve_precision,
-    update_ema,
-)
+from ganimate.runs import RunLog, append_jsonl, open_run
+from ganimate.runtime import resolve_device, resolve_precision
 from ganimate.video import default_scale, upscale, write_video
 
 CLIP_DATASETS = ("moving-mnist", "moving-synthetic", "npy:PATH")
 
 
 @dataclass
-class ClipTrainConfig:
+class ClipTrainConfig(TrainBase):
     """Everything `ganimate clip train` needs; saved as RUN/config.json and inside every checkpoint."""
 
-    task: str = option("predict (a clip from its first frame) | inbetween (frames between first and last)",
-                       default="inbetween")
     dataset: str = option("moving-mnist | moving-synthetic (bars, for tests) | npy:PATH (mnist_test_seq.npy)",
                           default="moving-mnist")
     out: str | None = option("run folder (default runs/clip-<task>)", default=None)
     data_dir: str | None = option("folder holding the MNIST files (searched first)", default=None)
+    max_steps: int | None = option("optimiser steps in total", positive=True, default=3000)
+    batch_size: int = option("clips per step", positive=True, default=16)
+    log_every: int = option("log line every N steps", positive=True, default=50)
+    eval_every: int = option("validation PSNR on fixed test clips every N steps and at the end (0: never)",
+                             nonneg=True, default=250)
+    sample_every: int = option("side-by-side sample video every N steps (0: only at the end)", nonneg=True,
+                               default=500)
+    checkpoint_every: int = option("checkpoint every N steps (and at the end)", nonneg=True, default=500)
+    task: str = option("predict (a clip from its first frame) | inbetween (frames between first and last)",
+                       choices=TASKS, default="inbetween")
     digits: int = option("digits per clip: 1 or 2", default=1)
     size: int = option("canvas side: 32 or 48 (CPU presets) or 64 (standard)", default=32)
     frames: int = option("frames per clip T (20 is the standard)", default=10)
     base: str = option("inbetween: the clip G corrects: flow (optical-flow interpolation of the key frames) | "
-                       "crossfade", default="flow")
-    z_dim: int = option("noise size of the predict generator", default=32)
-    g_width: int = option("channels of G's full-resolution layers", default=16)
-    d_width: int = option("channels of D's first layer", default=16)
-    batch_size: int = option("clips per step", default=16)
-    max_steps: int = option("optimiser steps in total", default=3000)
-    max_minutes: float | None = option("also stop (with a checkpoint) after this many minutes of training",
-                                       default=None)
-    lr_g: float = option("Adam learning rate of G", default=2e-4)
-    lr_d: float = option("Adam learning rate of D", default=2e-4)
-    beta1: float = option("Adam beta1", default=0.5)
-    beta2: float = option("Adam beta2", default=0.999)
-    adv_weight: float = option("weight of the adversarial loss in G's loss", default=1.0)
-    recon_weight: float = option("weight of the L1 reconstruction loss in G's loss", default=100.0)
-    recon_samples: int = option("predict: noise draws per still; the best one's L1 is the loss", default=3)
-    ema_decay: float = option("decay of the moving average of G used for samples and evaluation", default=0.999)
-    seed: int = option("seed for weights, data, noise and sample clips", default=0)
-    log_every: int = option("log line every N steps", default=50)
-    eval_every: int = option("validation PSNR on fixed test clips every N steps (0: never)", default=250)
-    eval_clips: int = option("test clips of the validation PSNR", default=64)
-    sample_every: int = option("side-by-side sample video every N steps (0: only at the end)", default=500)
-    checkpoint_every: int = option("checkpoint every N steps (and at the end)", default=500)
-    keep_checkpoints: int = option("how many recent checkpoints to keep", default=3)
-    device: str = option("auto | cpu | cuda | cuda:N | mps", default="auto")
-    precision: str = option("auto | fp32 | bf16 (bfloat16 autocast; auto: bf16 where native)", default="auto")
-    progress: bool | None = option("progress bar (default: when the terminal shows it)", default=None)
-
-    RESUMABLE = ("max_steps", "max_minutes", "log_every", "eval_every", "sample_every", "checkpoint_every",
-                 "keep_checkpoints", "device", "data_dir", "progress")
+                       "crossfade", choices=BASES, default="flow")
+    z_dim: int = option("noise size of the predict generator", positive=True, default=32)
+    g_width: int = option("channels of G's full-resolution layers", positive=True, default=16)
+    d_width: int = option("channels of D's first layer", positive=True, default=16)
+    adv_weight: float = option("weight of the adversarial loss in G's loss", nonneg=True, default=1.0)
+    recon_weight: float = option("weight of the L1 reconstruction loss in G's loss", nonneg=True, default=100.0)
+    recon_samples: int = option("predict: noise draws per still; the best one's L1 is the loss", positive=True,
+                                default=3)
+    eval_clips: int = option("test clips of the validation PSNR", positive=True, default=64)
 
     def __post_init__(self):
-        if self.task not in TASKS:
-            raise GanimateError(f"unknown task {self.task!r}: choose from {', '.join(TASKS)}")
         if not (self.dataset in CLIP_DATASETS or self.dataset.startswith("npy:")):
             raise GanimateError(f"unknown clip dataset {self.dataset!r}: choose from {', '.join(CLIP_DATASETS)}")
+        super().__post_init__()
+        if self.max_steps is None:
+            raise GanimateError("--max-steps is needed: clip training has no epochs")
         if self.digits not in (1, 2):
             raise GanimateError(f"--digits must be 1 or 2, got {self.digits}")
-        if self.base not in BASES:
-            raise GanimateError(f"unknown --base {self.base!r}: choose from {', '.join(BASES)}")
         if self.size < 28:
             raise GanimateError(f"--size must hold a 28x28 digit ({', '.join(map(str, SIZES))}), got {self.size}")
         try:
@@ -110,31 +90,15 @@ class ClipTrainConfig:
             raise GanimateError(str(e)) from None
         if self.frames < 3:
             raise GanimateError(f"--frames must be at least 3, got {self.frames}")
-        for name in ("z_dim", "g_width", "d_width", "batch_size", "max_steps", "recon_samples", "log_every",
-                     "eval_clips", "keep_checkpoints"):
-            if getattr(self, name) <= 0:
-                raise GanimateError(f"--{name.replace('_', '-')} must be positive, got {getattr(self, name)}")
-        for name in ("eval_every", "sample_every", "checkpoint_every", "adv_weight", "recon_weight"):
-            if getattr(self, name) < 0:
-                raise GanimateError(f"--{name.replace('_', '-')} must be 0 or more, got {getattr(self, name)}")
-        if self.max_minutes is not None and not self.max_minutes > 0:
-            raise GanimateError(f"--max-minutes must be positive, got {self.max_minutes}")
-        if not (self.lr_g > 0 and self.lr_d > 0):
-            raise GanimateError("--lr-g and --lr-d must be positive")
-        if not (0 <= self.beta1 < 1 and 0 <= self.beta2 < 1 and 0 <= self.ema_decay < 1):
-            raise GanimateError("--beta1, --beta2 and --ema-decay must lie in [0, 1)")
-        if self.precision not in ("auto", "fp32", "bf16"):
-            raise GanimateError(f"--precision must be auto, fp32 or bf16, got {self.precision!r}")
         if self.out is None:
             self.out = str(Path("runs") / f"clip-{self.task}")
 
-    to_dict = TrainConfig.to_dict
-
     @classmethod
     def from_dict(cls, d: dict) -> ClipTrainConfig:
-        """TrainConfig.from_dict's checks (unknown settings are an error); runs saved before --base existed
-        corrected the cross-fade."""
-        return TrainConfig.from_dict.__func__(cls, {"base": "crossfade", **d})
+        """Unknown settings are an error; runs saved before --base existed corrected the cross-fade."""
+        if "task" not in d:
+            raise GanimateError("not a clip run: its config.json has no task (train one with `ganimate clip train`)")
+        return super().from_dict.__func__(cls, {"base": "crossfade", **d})
 
 
 def to_float(clips: np.ndarray | torch.Tensor, device="cpu") -> torch.Tensor:
@@ -280,8 +244,7 @@ def fit_clips(cfg: ClipTrainConfig, *, resume: bool = False, overwrite: bool = F
     G, D, G_ema, opt_G, opt_D, noise = gan.G, gan.D, gan.G_ema, gan.opt_G, gan.opt_D, gan.noise
     step, elapsed = gan.resume(state, ckpt_path, device, cfg.max_steps, "--max-steps")
 
-    open_run(run_dir, cfg, log, resume=resume, overwrite=overwrite, step=step, ckpt_path=ckpt_path,
-             records=("stats.jsonl", "samples/index.jsonl"))
+    open_run(run_dir, cfg, log, resume=resume, overwrite=overwrite, step=step, ckpt_path=ckpt_path)
     log(f"data: {cfg.dataset}, {cfg.digits} digit(s), {cfg.frames} frames of {cfg.size}x{cfg.size} | task "
         f"{cfg.task} | G {count_params(G):,} params, D {count_params(D):,} params | device {device}, "
         f"{cfg.precision}, {torch.get_num_threads()} thread(s)")
@@ -313,7 +276,7 @@ def fit_clips(cfg: ClipTrainConfig, *, resume: bool = False, overwrite: bool = F
         name = f"step_{step:06d}.mp4"
         frames = side_by_side_frames(show, fake, scale=default_scale(show.shape[-1] * 4, show.shape[-1] * 2, 256))
         write_video(frames, run_dir / "samples" / name, fps=4)
-        _append_jsonl(run_dir / "samples" / "index.jsonl", {"file": name, "step": step, "kind": "step"})
+        append_jsonl(run_dir / "samples" / "index.jsonl", {"file": name, "step": step, "kind": "step"})
 
     def checkpoint() -> Path:
         state = {"config": cfg.to_dict(), "step": step, "elapsed_s": elapsed + time.perf_counter() - t_start,
@@ -339,7 +302,7 @@ def fit_clips(cfg: ClipTrainConfig, *, resume: bool = False, overwrite: bool = F
                 z = torch.randn(cfg.recon_samples * cfg.batch_size, cfg.z_dim, generator=noise).to(device)
             stats = clip_train_step(cfg, G, D, opt_G, opt_D, x, z, bf16=bf16)
             step += 1
-            update_ema(G_ema, G, min(cfg.ema_decay, (1 + step) / (10 + step)))
+            gan.update_ema(step, cfg.ema_decay)
             for key, v in stats.items():
                 sums[key] = sums.get(key, 0.0) + v
             n_interval += 1
@@ -361,7 +324,7 @@ def fit_clips(cfg: ClipTrainConfig, *, resume: bool = False, overwrite: bool = F
                           "time_s": round(elapsed + now - t_start, 2)}
                 if validating:
                     record.update({k: round(v, 3) for k, v in validate().items()})
-                _append_jsonl(run_dir / "stats.jsonl", record)
+                append_jsonl(run_dir / "stats.jsonl", record)
                 val = " ".join(f"{k} {record[k]:.2f}" for k in ("val_psnr", "val_psnr_best4") if k in record)
                 log(f"step {step:,}/{cfg.max_steps:,} | loss_d {means['loss_d']:.3f} adv {means['loss_g_adv']:.3f} "
                     f"l1 {means['l1']:.4f} | D(x) {means['d_real']:.2f} D(G) {means['d_fake']:.2f} | "

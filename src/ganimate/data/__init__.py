@@ -17,7 +17,8 @@ from ganimate.data import cifar, folder, mnist, synthetic
 from ganimate.data.transforms import check_options, convert_channels, resize
 from ganimate.errors import DataError
 
-__all__ = ["BUILTINS", "ImageDataset", "dataset_info", "load_dataset"]
+__all__ = ["BUILTINS", "ImageDataset", "dataset_info", "dataset_names", "has_labelled_test", "has_reference_classifier",
+           "is_image_dataset", "load_dataset"]
 
 FOLDER_PREFIX = "folder:"
 SPLITS = ("train", "test")
@@ -63,6 +64,25 @@ class ImageDataset:
     @property
     def image_size(self) -> int:
         return self.images.shape[2]
+
+
+def dataset_names() -> list[str]:
+    """The image dataset specs `ganimate train` accepts, as shown in messages."""
+    return [*BUILTINS, f"{FOLDER_PREFIX}PATH"]
+
+
+def is_image_dataset(spec: str) -> bool:
+    return spec in BUILTINS or spec.startswith(FOLDER_PREFIX)
+
+
+def has_labelled_test(spec: str) -> bool:
+    """Whether `spec` has a labelled test split (metrics that score against held-out data need one)."""
+    return spec in BUILTINS
+
+
+def has_reference_classifier(spec: str) -> bool:
+    """Whether a reference classifier is defined for `spec` (its weights may still be missing)."""
+    return spec in ("mnist", "fashion-mnist")
 
 
 def _builtin_name(spec: str) -> str:

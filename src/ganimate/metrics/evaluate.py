@@ -221,8 +221,8 @@ def compute_metrics(ctx: Context, names: list[str], strict: bool, log=None) -> t
 def run_evaluate(cfg: EvaluateConfig, log=None) -> dict:
     """Evaluate the run's checkpoint, append the record to RUN/metrics.jsonl, print it; returns the record."""
     from ganimate.checkpoint import load_checkpoint, load_generator, resolve_checkpoint
+    from ganimate.runtime import resolve_device
     from ganimate.sample import generate, sample_labels
-    from ganimate.train import resolve_device
 
     run_dir = Path(cfg.run)
     if not run_dir.is_dir():

@@ -26,7 +26,7 @@ from ganimate.restore.baselines import baselines_for, run_baseline, tune
 from ganimate.restore.degrade import degraded_split, to_full
 from ganimate.restore.metrics import score
 from ganimate.restore.train import VAL_SEED, load_restorer, load_split, restore
-from ganimate.train import _append_jsonl
+from ganimate.runs import append_jsonl
 
 PREVIEW = 10  # test images kept per row for figures
 
@@ -141,7 +141,7 @@ def run_restore_evaluate(cfg: RestoreEvaluateConfig) -> list[Path]:
                                      log=(lambda _: None) if cfg.json else print)
     table = format_rows(record)
     run = Path(cfg.run)
-    _append_jsonl(run / "metrics.jsonl", record)
+    append_jsonl(run / "metrics.jsonl", record)
     text = f"{record['dataset']} {record['task']}: {record['degradation']}, n={record['n']}\n\n{table}\n"
     atomic_write(run / "restore_eval.md", lambda tmp: tmp.write_text(text))
     print(json.dumps(record) if cfg.json else text)

@@ -9,9 +9,7 @@ The last `val_size` training images are held out for validation and baseline tun
 
 from __future__ import annotations
 
-import dataclasses
 import functools
-import json
 import math
 import signal
 import sys
@@ -26,92 +24,56 @@ from tqdm import tqdm
 
 from ganimate import losses
 from ganimate.checkpoint import list_checkpoints, load_checkpoint, save_checkpoint
-from ganimate.config import DATASETS, option
+from ganimate.config import TrainBase, check_image_dataset, default_out, option
 from ganimate.errors import GanimateError
+from ganimate.gan import GanState
 from ganimate.images import make_grid, save_png, to_uint8
 from ganimate.models import count_params
 from ganimate.restore.degrade import Degradation, degrade, degraded_split, to_full
 from ganimate.restore.metrics import psnr, ssim
 from ganimate.restore.model import build_restore_models
-from ganimate.train import (
-    GanState,
-    RunLog,
-    _append_jsonl,
-    _Interval,
-    epoch_permutation,
-    open_run,
-    resolve_device,
-    resolve_precision,
-    update_ema,
-)
+from ganimate.runs import RunLog, append_jsonl, open_run, read_saved_config
+from ganimate.runtime import resolve_device, resolve_precision
+from ganimate.train import _Interval, epoch_permutation
 
 VAL_SEED = 777  # degradations of the fixed validation images (grids, validation PSNR, baseline tuning)
 
 
 @dataclass
-class RestoreTrainConfig:
+class RestoreTrainConfig(TrainBase):
     """Everything `ganimate restore train` needs; saved as RUN/config.json and inside every checkpoint."""
 
-    task: str = option("sr | denoise | deblur", default="sr")
     dataset: str = option("mnist | fashion-mnist | cifar10 | synthetic | folder:PATH", default="mnist")
     out: str | None = option("run folder (default runs/restore-<dataset>-<task>)", default=None)
-    data_dir: str | None = option("folder holding the dataset files (searched first)", default=None)
+    eval_every: int = option("validation PSNR/SSIM into RUN/metrics.jsonl every N steps and at the end (0: never)",
+                             nonneg=True, default=1000)
+    task: str = option("sr | denoise | deblur", default="sr")
     factor: int = option("sr: downscaling factor, 2 or 4", default=4)
     sigma: float = option("denoise: noise standard deviation as a share of the pixel range", default=0.2)
     blur_sigma: float = option("deblur: Gaussian blur sigma in pixels", default=1.5)
     blur_noise: float = option("deblur: noise added after the blur (share of the pixel range)", default=0.01)
     image_size: int = option("set from the dataset", default=0)
     channels: int = option("set from the dataset", default=0)
-    g_width: int = option("channels of G's first feature map", default=32)
-    d_width: int = option("channels of D's first convolution", default=32)
+    g_width: int = option("channels of G's first feature map", positive=True, default=32)
+    d_width: int = option("channels of D's first convolution", positive=True, default=32)
     bn_affine: bool = option("batch norm with scale and bias", default=True)
-    adv_weight: float = option("weight of the adversarial loss; 0 trains the L1-only ablation (no D)", default=0.01)
-    l1_weight: float = option("weight of the L1 reconstruction loss (images in [-1, 1])", default=1.0)
-    epochs: int = option("training epochs", default=1)
-    max_steps: int | None = option("stop after this many optimiser steps in total", default=None)
-    batch_size: int = option("images per step", default=64)
-    lr_g: float = option("Adam learning rate of G", default=2e-4)
-    lr_d: float = option("Adam learning rate of D", default=2e-4)
-    beta1: float = option("Adam beta1", default=0.5)
-    beta2: float = option("Adam beta2", default=0.999)
-    ema_decay: float = option("decay per step of the moving average of G used for samples and evaluation",
-                              default=0.999)
-    val_size: int = option("last training images held out for validation and baseline tuning", default=5000)
-    seed: int = option("seed for weights, data order and degradations", default=0)
-    log_every: int = option("log line every N batches", default=100)
-    sample_every: int = option("also save a grid every N steps (0: only per epoch)", default=0)
-    checkpoint_every: int = option("also checkpoint every N steps (0: only per epoch)", default=0)
-    keep_checkpoints: int = option("how many recent checkpoints to keep", default=3)
-    device: str = option("auto | cpu | cuda | cuda:N | mps", default="auto")
-    precision: str = option("auto | fp32 | bf16 (bfloat16 autocast; weights stay fp32)", default="auto")
-    progress: bool | None = option("progress bar (default: when the terminal shows it)", default=None)
+    adv_weight: float = option("weight of the adversarial loss; 0 trains the L1-only ablation (no D)", nonneg=True,
+                               default=0.01)
+    l1_weight: float = option("weight of the L1 reconstruction loss (images in [-1, 1])", nonneg=True, default=1.0)
+    epochs: int = option("training epochs", positive=True, default=1)
+    val_size: int = option("last training images held out for validation and baseline tuning", positive=True,
+                           default=5000)
 
-    RESUMABLE = ("epochs", "max_steps", "log_every", "sample_every", "checkpoint_every", "keep_checkpoints",
-                 "device", "data_dir", "progress")
+    RESUMABLE = (*TrainBase.RESUMABLE, "epochs")
 
     def __post_init__(self):
         Degradation.of(self)  # validates task, factor, sigma and the blur settings
-        if not (self.dataset in DATASETS or self.dataset.startswith("folder:")):
-            raise GanimateError(f"unknown dataset {self.dataset!r}: choose from {', '.join(DATASETS)}")
-        for name in ("epochs", "batch_size", "g_width", "d_width", "log_every", "keep_checkpoints", "val_size"):
-            if getattr(self, name) <= 0:
-                raise GanimateError(f"--{name.replace('_', '-')} must be positive, got {getattr(self, name)}")
-        for name in ("sample_every", "checkpoint_every", "adv_weight", "l1_weight"):
-            if getattr(self, name) < 0:
-                raise GanimateError(f"--{name.replace('_', '-')} must be 0 or more, got {getattr(self, name)}")
+        check_image_dataset(self.dataset)
+        super().__post_init__()
         if self.adv_weight == 0 and self.l1_weight == 0:
             raise GanimateError("--adv-weight and --l1-weight cannot both be 0")
-        if self.max_steps is not None and self.max_steps <= 0:
-            raise GanimateError(f"--max-steps must be positive, got {self.max_steps}")
-        if not (self.lr_g > 0 and self.lr_d > 0):
-            raise GanimateError("--lr-g and --lr-d must be positive")
-        if not (0 <= self.beta1 < 1 and 0 <= self.beta2 < 1 and 0 <= self.ema_decay < 1):
-            raise GanimateError("--beta1, --beta2 and --ema-decay must lie in [0, 1)")
-        if self.precision not in ("auto", "fp32", "bf16"):
-            raise GanimateError(f"--precision must be auto, fp32 or bf16, got {self.precision!r}")
         if self.out is None:
-            name = self.dataset.split(":", 1)[-1].rstrip("/").split("/")[-1] or "folder"
-            self.out = str(Path("runs") / f"restore-{name}-{self.task}")
+            self.out = default_out("restore-", self.dataset) + f"-{self.task}"
 
     @property
     def degradation(self) -> Degradation:
@@ -121,32 +83,16 @@ class RestoreTrainConfig:
     def method(self) -> str:
         return "GAN" if self.adv_weight > 0 else "L1-only"
 
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
     @classmethod
     def from_dict(cls, d: dict) -> RestoreTrainConfig:
-        known = {f.name for f in dataclasses.fields(cls)}
         if "task" not in d:
             raise GanimateError("not a restoration run: its config.json has no task (a `ganimate train` run?)")
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise GanimateError(f"config has unknown settings {unknown}: written by a newer ganimate?")
-        return cls(**d)
+        return super().from_dict.__func__(cls, d)
 
 
 def read_run_config(run_dir: str | Path) -> RestoreTrainConfig:
     """The saved config of a restoration run; one-line errors for anything else."""
-    path = Path(run_dir) / "config.json"
-    if not path.is_file():
-        raise GanimateError(f"{run_dir} is not a run folder: no config.json there")
-    try:
-        saved = json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise GanimateError(f"{path} is not valid JSON ({e})") from None
-    if not isinstance(saved, dict):
-        raise GanimateError(f"{path} is not a ganimate config")
-    return RestoreTrainConfig.from_dict(saved)
+    return RestoreTrainConfig.from_dict(read_saved_config(run_dir))
 
 
 def load_split(cfg: RestoreTrainConfig, split: str, log=print) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -245,8 +191,7 @@ def fit_restore(cfg: RestoreTrainConfig, *, resume: bool = False, overwrite: boo
     G, D, G_ema, opt_G, opt_D, noise = gan.G, gan.D, gan.G_ema, gan.opt_G, gan.opt_D, gan.noise
     step, elapsed = gan.resume(state, ckpt_path, device, total, "--epochs or --max-steps")
 
-    open_run(run_dir, cfg, log, resume=resume, overwrite=overwrite, step=step, ckpt_path=ckpt_path,
-             records=("stats.jsonl", "samples/index.jsonl"))
+    open_run(run_dir, cfg, log, resume=resume, overwrite=overwrite, step=step, ckpt_path=ckpt_path)
     log(f"{cfg.method} restoration, task {cfg.task}: {deg.describe()} | data {cfg.dataset}, {len(images):,} training "
         f"and {len(val_images):,} validation images {cfg.channels}x{cfg.image_size}x{cfg.image_size} | "
         f"G {count_params(G):,} params, D {count_params(D):,} params | device {device}, {cfg.precision}")
@@ -262,14 +207,14 @@ def fit_restore(cfg: RestoreTrainConfig, *, resume: bool = False, overwrite: boo
         rows = torch.cat([to_full(val_obs[:grid_n], cfg.image_size), restore(G_ema, val_obs[:grid_n], cfg.image_size),
                           val_clean[:grid_n]])  # degraded | restored | clean
         save_png(make_grid(to_uint8(rows * 2 - 1), grid_n), run_dir / "samples" / name)
-        _append_jsonl(run_dir / "samples" / "index.jsonl",
+        append_jsonl(run_dir / "samples" / "index.jsonl",
                       {"file": name, "step": step, "epoch": math.ceil(step / spe), "kind": kind})
 
     def validate() -> None:
         restored = restore(G_ema, val_obs, cfg.image_size)
         v_psnr, v_ssim = float(psnr(restored, val_clean).mean()), float(ssim(restored, val_clean).mean())
         record = {"step": step, "val_psnr": round(v_psnr, 3), "val_ssim": round(v_ssim, 4), "val_n": len(val_obs)}
-        _append_jsonl(run_dir / "stats.jsonl", record)
+        append_jsonl(run_dir / "stats.jsonl", record)
         log(f"validation at step {step:,}: PSNR {v_psnr:.2f} dB, SSIM {v_ssim:.3f} ({len(val_obs)} images)")
 
     def checkpoint() -> Path:
@@ -299,14 +244,14 @@ def fit_restore(cfg: RestoreTrainConfig, *, resume: bool = False, overwrite: boo
                 stats = restore_step(G, D, opt_G, opt_D, model_input(obs, cfg.image_size), clean * 2 - 1,
                                      cfg.adv_weight, cfg.l1_weight, bf16)
                 step += 1
-                update_ema(G_ema, G, min(cfg.ema_decay, (1 + step) / (10 + step)))
+                gan.update_ema(step, cfg.ema_decay)
                 interval.add(stats)
                 bar.update(1)
                 if step % cfg.log_every == 0 or step == total:
                     now = time.perf_counter()
                     means = interval.means()
                     rate = interval.steps * cfg.batch_size / max(now - interval.start, 1e-9)
-                    _append_jsonl(run_dir / "stats.jsonl", {
+                    append_jsonl(run_dir / "stats.jsonl", {
                         "step": step, "epoch": epoch + 1, **{k: round(v, 5) for k, v in means.items()},
                         "img_per_s": round(rate, 1), "time_s": round(elapsed + now - t_start, 2)})
                     log(f"epoch {epoch + 1} step {step:,}/{total:,} | "

@@ -1,0 +1,57 @@
+"""Where and how tensors are computed: the device, the precision (bf16 autocast or fp32) and its context."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from ganimate.errors import GanimateError
+
+PRECISIONS = ("auto", "fp32", "bf16")
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """'auto' picks CUDA, then MPS, then CPU; anything else must be available."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise GanimateError(f"unknown device {name!r}: use auto, cpu, cuda, cuda:N or mps") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise GanimateError(f"--device {name}: CUDA is not available on this machine")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise GanimateError(f"--device {name}: MPS is not available on this machine")
+    return device
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """auto -> bf16 where `device` computes it natively, else fp32; fp32 / bf16 stay."""
+    if precision != "auto":
+        return precision
+    return "bf16" if native_bf16(device) else "fp32"
+
+
+def native_bf16(device: torch.device) -> bool:
+    """Whether bfloat16 runs natively here: a CUDA GPU that supports it, or an x86 CPU with
+    AVX-512 BF16 or AMX (elsewhere oneDNN emulates bf16, slower than fp32)."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    if device.type != "cpu":
+        return False
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return " avx512_bf16" in flags or " amx_bf16" in flags
+
+
+def autocast(device: torch.device | str, bf16: bool):
+    """bfloat16 autocast on `device` when bf16 (losses, weights and optimizer state stay fp32)."""
+    device_type = device.type if isinstance(device, torch.device) else torch.device(device).type
+    return torch.autocast(device_type, dtype=torch.bfloat16, enabled=bf16)

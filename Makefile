@@ -17,7 +17,7 @@ endif
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet "$(TORCH)"
-	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	$(BIN)/python -m pip install --quiet -e ".[dev,bench]"
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -30,7 +30,9 @@ demo: $(STAMP)
 	echo "demo finished in $$(( $$(date +%s) - start )) s; run folder $(DEMO_RUN): reals.png, samples/," \
 		"checkpoints/, videos/training.mp4, videos/training.gif, videos/morph.mp4, metrics.jsonl"
 
+# ruff, then pytest (tests/test_layers.py holds the import contract and the start-up check)
 test: $(STAMP)
+	$(BIN)/ruff check src tests bench
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)

@@ -23,12 +23,13 @@ import argparse
 import time
 
 import numpy as np
+import torch
 from scipy.ndimage import center_of_mass
 
 from ganimate.clips.baselines import crossfade, optical_flow
-from ganimate.clips.train import psnr
 from ganimate.data.moving_mnist import DIGIT, MovingMNIST, bounce, default_speed
 from ganimate.flow import warp
+from ganimate.metrics.pixel import psnr
 
 
 def warp_blend(first: np.ndarray, last: np.ndarray, path: np.ndarray) -> np.ndarray:
@@ -114,7 +115,8 @@ def ceiling(size: int, frames: int = 10, n: int = 300, seed: int = 0) -> dict[st
                   "physics_blur_solver": physics_solver(clip, room, speed, centre, read_blur=True)}
         for name, frames_ in middle.items():
             out[name][i, 1:-1, 0] = np.clip(np.rint(frames_), 0, 255).astype(np.uint8)
-    return {k: float(psnr(v[:, 1:-1], clips[:, 1:-1]).mean()) for k, v in out.items()}
+    truth = torch.from_numpy(clips[:, 1:-1])
+    return {k: float(psnr(torch.from_numpy(v[:, 1:-1]), truth, 255).mean()) for k, v in out.items()}
 
 
 def main() -> None:

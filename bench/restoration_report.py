@@ -25,8 +25,9 @@ from PIL import Image, ImageDraw
 
 from ganimate.checkpoint import list_checkpoints, load_checkpoint
 from ganimate.images import atomic_write, make_grid, save_png, to_uint8
-from ganimate.restore.evaluate import evaluate_restoration, format_rows
-from ganimate.restore.train import RestoreTrainConfig, fit_restore
+from ganimate.restore.config import RestoreTrainConfig
+from ganimate.restore.evaluate import evaluate_restoration, restore_table
+from ganimate.restore.train import fit_restore
 
 ROW_NAMES = ("degraded", "best baseline", "L1-only", "GAN", "clean")
 DEFAULT_ADV = 0.01
@@ -149,7 +150,7 @@ def write_report(path: Path, records: list[dict], args, started: str, sweeps: li
     lines.append("")
     for rec in records:
         lines += [f"## {rec['dataset']}, {rec['task']}: {rec['degradation']}", "",
-                  format_rows(rec), ""]
+                  restore_table(rec), ""]
         lines += [f"- {t}" for t in targets(rec)]
         fig = f"restoration/{rec['key']}.png"
         lines += ["", f"![{rec['key']}]({fig})", f"`{fig}`: rows degraded, best baseline, L1-only, GAN, clean.", ""]
@@ -159,7 +160,7 @@ def write_report(path: Path, records: list[dict], args, started: str, sweeps: li
                   f"(`--adv-weight`; 0 is L1-only, {DEFAULT_ADV:g} is the GAN of the tables above), models only, same "
                   "test images.", ""]
         for rec in sweeps:
-            lines += [f"### {rec['dataset']}, {rec['task']}", "", format_rows(rec), "",
+            lines += [f"### {rec['dataset']}, {rec['task']}", "", restore_table(rec), "",
                       f"![{rec['key']}](restoration/{rec['key']}.png)",
                       f"`restoration/{rec['key']}.png`: rows degraded, L1-only, then the GANs by adversarial weight, "
                       "clean.", ""]

@@ -10,7 +10,6 @@ training length and wall time, and a strip of frames per run (reports/video_from
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import re
 import time
@@ -21,10 +20,13 @@ import torch
 from inbetween_ceiling import ceiling  # bench/, next to this script
 
 from ganimate.checkpoint import list_checkpoints, load_checkpoint
-from ganimate.clips.evaluate import ClipEvaluateConfig, evaluate_clips, format_clip_tables
-from ganimate.clips.train import ClipTrainConfig, fit_clips, generate, load_clip_generator
+from ganimate.clips.config import ClipTrainConfig
+from ganimate.clips.evaluate import ClipEvaluateConfig, clip_tables, evaluate_clips
+from ganimate.clips.inference import generate, load_clip_generator
+from ganimate.clips.train import fit_clips
 from ganimate.data.moving_mnist import clip_source, default_speed
 from ganimate.images import atomic_write, make_grid, save_png
+from ganimate.runs import read_jsonl
 from ganimate.video import upscale
 
 
@@ -54,8 +56,8 @@ def strip(run: Path, path: Path, clips: int = 4, samples: int = 3, seed: int = 0
 def training_summary(run: Path) -> dict:
     state = load_checkpoint(list_checkpoints(run)[-1])
     cfg = state["config"]
-    stats = [json.loads(line) for line in (run / "stats.jsonl").read_text().splitlines() if line.strip()]
-    curve = [(r["step"], r.get("val_psnr"), r.get("val_psnr_best4")) for r in stats if "val_psnr" in r]
+    evals = read_jsonl(run / "metrics.jsonl") + read_jsonl(run / "stats.jsonl")  # stats: runs before the engine
+    curve = sorted((r["step"], r.get("val_psnr"), r.get("val_psnr_best4")) for r in evals if "val_psnr" in r)
     threads = re.search(r"(\d+) thread\(s\)", (run / "log.txt").read_text())
     return {"step": state["step"], "minutes": state["elapsed_s"] / 60, "batch_size": cfg["batch_size"],
             "precision": cfg["precision"], "curve": curve, "config": cfg,
@@ -220,7 +222,7 @@ def main() -> None:
             "Targets:",
             *targets(r),
             "",
-            format_clip_tables(r),
+            clip_tables(r),
             "",
             f"Validation PSNR during training (64 fixed test clips, EMA G; step: dB): {curve}.",
             *(ceiling_section(r, c, Path(args.runs)) if task == "inbetween" else []),

@@ -191,3 +191,60 @@ def test_video_bad_input(trained, tmp_path):
     assert_one_line_error(run_cli("video", empty), "has no saved grids")
     assert_one_line_error(run_cli("video", trained / "cond", "--out", tmp_path / "no" / "x.mp4"), "does not exist")
     assert not (tmp_path / "no").exists()
+
+
+@pytest.mark.parametrize("command", [["train"], ["restore", "train"], ["clip", "train"]])
+def test_every_trainer_has_the_same_run_flags(command):
+    result = run_cli(*command, "--help")
+    assert result.returncode == 0, result.stderr
+    for flag in ("--resume", "--overwrite", "--dry-run", "--max-minutes", "--eval-every", "--checkpoint-every",
+                 "--max-steps", "--seed", "--device", "--precision"):
+        assert flag in result.stdout, (command, flag)
+
+
+@pytest.mark.parametrize("command", [["restore", "train"], ["clip", "train"]])
+def test_trainer_flags_refuse_resume_with_overwrite(tmp_path, command):
+    result = run_cli(*command, "--out", tmp_path / "run", "--resume", "--overwrite")
+    assert_one_line_error(result, "--resume and --overwrite exclude each other")
+    assert_one_line_error(run_cli(*command, "--resume"), "--resume needs --out")
+
+
+def test_restore_dry_run_writes_nothing(tmp_path):
+    result = run_cli("restore", "train", "--dataset", "mnist", "--task", "sr", "--out", tmp_path / "run", "--dry-run")
+    assert result.returncode == 0, result.stderr
+    assert '"image_size": 28' in result.stdout and '"channels": 1' in result.stdout
+    assert "G " in result.stdout and "params" in result.stdout and "nothing written" in result.stdout
+    assert not (tmp_path / "run").exists()
+
+    folder = tmp_path / "pictures"
+    folder.mkdir()
+    result = run_cli("restore", "train", "--dataset", f"folder:{folder}", "--out", tmp_path / "run", "--dry-run")
+    assert result.returncode == 0, result.stderr
+    assert "folder" in result.stdout and "once training reads the images" in result.stdout
+    assert not (tmp_path / "run").exists()
+
+    result = run_cli("restore", "train", "--dataset", "mnist", "--task", "sr", "--factor", "3", "--dry-run")
+    assert_one_line_error(result, "factor")
+
+
+def test_clip_dry_run_writes_nothing(tmp_path):
+    result = run_cli("clip", "train", "--task", "predict", "--out", tmp_path / "run", "--dry-run")
+    assert result.returncode == 0, result.stderr
+    assert '"task": "predict"' in result.stdout and "params" in result.stdout and "nothing written" in result.stdout
+    assert not (tmp_path / "run").exists()
+
+
+def test_python_dash_m_ganimate(tmp_path):
+    import subprocess
+    import sys
+
+    from ganimate import __version__
+
+    def run(*args):
+        return subprocess.run([sys.executable, "-m", "ganimate", *args], capture_output=True, text=True, timeout=300)
+
+    result = run("--version")
+    assert result.returncode == 0 and result.stdout.strip() == f"ganimate {__version__}"
+    assert_one_line_error(run("train", "--epochs", "0", "--out", str(tmp_path / "run")), "--epochs must be positive")
+    assert_one_line_error(run("restore", "train", "--no-such-flag"), "unrecognized arguments")
+    assert not (tmp_path / "run").exists()

@@ -11,10 +11,20 @@ from PIL import Image
 from ganimate.cli import main
 from ganimate.clips import baselines
 from ganimate.clips.apply import AnimateConfig, InbetweenConfig, animate, inbetween
-from ganimate.clips.evaluate import ClipEvaluateConfig, center_crops, evaluate_clips, ssim
-from ganimate.clips.train import ClipTrainConfig, fit_clips, psnr
+from ganimate.clips.config import ClipTrainConfig
+from ganimate.clips.evaluate import (
+    ClipEvaluateConfig,
+    center_crops,
+    clip_tables,
+    digit_dataset,
+    evaluate_clips,
+    pixel_scores,
+    score,
+)
+from ganimate.clips.train import fit_clips
 from ganimate.data.moving_mnist import DIGIT, MovingMNIST, clip_source, read_moving_mnist_npy, trajectories
 from ganimate.errors import DataError, GanimateError
+from ganimate.metrics.pixel import psnr, ssim
 from ganimate.models.clip import ClipDiscriminator, InbetweenGenerator, PredictGenerator
 from ganimate.runs import resume_config
 
@@ -124,7 +134,9 @@ def test_training_writes_the_run_folder_and_resumes(runs):
                  "checkpoints/step_000004.pt"):
         assert (run / name).is_file(), name
     stats = [json.loads(line) for line in (run / "stats.jsonl").read_text().splitlines()]
-    assert [r["step"] for r in stats] == [2, 4] and "val_psnr_best4" in stats[-1]
+    assert [r["step"] for r in stats] == [2, 4] and all(r["samples_per_s"] > 0 for r in stats)
+    evals = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in evals] == [2, 4] and "val_psnr_best4" in evals[-1]
     with pytest.raises(GanimateError, match="already exists"):
         fit_clips(ClipTrainConfig(**{**json.loads((run / "config.json").read_text())}))
     with pytest.raises(GanimateError, match="conflicts"):
@@ -209,13 +221,56 @@ def test_baselines_run_and_keep_the_key_frames():
 
 def test_metrics_on_known_inputs():
     a = np.random.default_rng(0).integers(0, 255, (3, 2, 1, 32, 32), dtype=np.uint8)
-    assert np.allclose(psnr(a, a), 60) and np.allclose(ssim(a, a), 1)
+    p, s = pixel_scores(a[None], a)  # (K, N, T)
+    assert p.shape == s.shape == (1, 3, 2) and np.all(p == 60) and np.allclose(s, 1)
+    b = np.random.default_rng(1).integers(0, 255, a.shape, dtype=np.uint8)
+    p, s = pixel_scores(np.stack([a, b]), a)
+    t = torch.from_numpy(a).reshape(-1, 1, 32, 32)
+    assert np.array_equal(p[1], psnr(torch.from_numpy(b), torch.from_numpy(a), 255).numpy())
+    assert np.array_equal(s[1].reshape(-1), ssim(torch.from_numpy(b).reshape(-1, 1, 32, 32), t, 255).numpy())
     frame = np.zeros((1, 1, 40, 40), np.uint8)
     frame[0, 0, 20:30, 5:9] = 255
     crop = center_crops(frame)[0, 0]
     assert crop.shape == (28, 28) and crop.sum() == frame.sum()
     ys, xs = np.nonzero(crop)
     assert abs(ys.mean() - 13.5) <= 1 and abs(xs.mean() - 13.5) <= 1
+
+
+def test_score_best_of_k_and_identity_only_where_it_applies():
+    true = np.random.default_rng(2).integers(0, 255, (4, 3, 1, 32, 32), dtype=np.uint8)  # (N, T, 1, H, W)
+    fake = np.stack([np.zeros_like(true), true])  # sample 1 is perfect on the unknown frames
+    r = score("predict", fake, true, None)
+    assert set(r) == {"psnr", "psnr_per_frame", "psnr_best", "psnr_best_per_frame", "ssim", "ssim_per_frame",
+                      "ssim_best", "ssim_best_per_frame"}
+    assert r["psnr_best"] == 60 and r["psnr_best_per_frame"] == [60, 60] and r["ssim_best"] == pytest.approx(1)
+    assert r["psnr"] < r["psnr_best"] and len(r["psnr_per_frame"]) == 2
+    assert "psnr_best" not in score("predict", fake[1:], true, None)  # one sample: no best-of-K
+    assert digit_dataset("moving-mnist", 1) == "mnist"
+    assert digit_dataset("moving-mnist", 2) is None and digit_dataset("moving-synthetic", 1) is None
+
+
+def test_clip_tables_of_a_record():
+    model = {"psnr": 20.123, "ssim": 0.5, "psnr_per_frame": [21.0, 19.25], "psnr_best": 22.5, "ssim_best": 0.61,
+             "psnr_best_per_frame": [23.0, 22.0], "identity": 0.875, "fd": 3.14159}
+    still = {"psnr": 18.0, "ssim": 0.4, "psnr_per_frame": [18.5, 17.5], "identity": 0.9, "fd": 2.0}
+    r = {"task": "predict", "samples": 10, "identity_true_frames": 0.99,
+         "methods": {"model": model, "repeat_still": still}}
+    assert clip_tables(r) == "\n".join([
+        "| method | best-of-10 PSNR | mean PSNR | best-of-10 SSIM | mean SSIM | digit identity | FD (crops) |",
+        "|---|---|---|---|---|---|---|",
+        "| model | 22.50 | 20.12 | 0.610 | 0.500 | 0.875 | 3.14 |",
+        "| repeat_still | 18.00 | 18.00 | 0.400 | 0.400 | 0.900 | 2.00 |",
+        "| true frames | - | - | - | - | 0.990 | 0 |",
+        "",
+        "| frame | model (best-of-10) | repeat_still (PSNR) |",
+        "|---|---|---|",
+        "| 1 | 23.00 | 18.50 |",
+        "| 2 | 22.00 | 17.50 |",
+    ])
+    plain = {k: model[k] for k in ("psnr", "ssim", "psnr_per_frame")}
+    r = {"task": "inbetween", "samples": 1, "methods": {"model": plain}}
+    assert clip_tables(r).splitlines()[:3] == ["| method | PSNR (dB) | SSIM | digit identity | FD (crops) |",
+                                               "|---|---|---|---|---|", "| model | 20.12 | 0.500 | n/a | n/a |"]
 
 
 def test_evaluate_scores_model_and_baselines(runs):
@@ -252,7 +307,7 @@ def test_paths_match_the_clips_and_the_bounce_rule():
 
 @pytest.mark.parametrize("base", ["flow", "crossfade"])
 def test_untrained_inbetween_generator_returns_its_base(tmp_path, base):
-    from ganimate.clips.train import generate
+    from ganimate.clips.inference import generate
     from ganimate.models.clip import build_clip_models
 
     clips, _ = MovingMNIST(*_pool(), size=32, frames=5, digits=1).clips(4, 1)

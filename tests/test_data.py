@@ -14,6 +14,7 @@ import stat
 import struct
 import tarfile
 import threading
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -21,9 +22,9 @@ import pytest
 import torch
 from PIL import Image
 
-from ganimate.data import ImageDataset, dataset_info, download, load_dataset, mnist
+from ganimate.data import DATASETS, ImageDataset, dataset_info, download, get_dataset, load_dataset, mnist
 from ganimate.data.idx import IMAGES_MAGIC, LABELS_MAGIC, read_idx_pair
-from ganimate.errors import DataError
+from ganimate.errors import DataError, GanimateError
 
 UNREACHABLE = "http://127.0.0.1:1/"
 FASHION_CLASSES = [
@@ -41,7 +42,16 @@ def isolated(monkeypatch, tmp_path):
     monkeypatch.setenv("NO_PROXY", "*")
     monkeypatch.setattr(download, "SYSTEM_DIRS", [])
     monkeypatch.setattr(download, "TIMEOUT_S", 5.0)
-    monkeypatch.setattr(download, "MIRRORS", {name: [UNREACHABLE] for name in download.MIRRORS})
+    for name, spec in list(DATASETS.items()):
+        if spec.source is not None:
+            set_source(monkeypatch, name, mirrors=[UNREACHABLE])
+
+
+def set_source(monkeypatch, name: str, mirrors: list[str] | None = None, md5: dict[str, str] | None = None) -> None:
+    """Replace the mirrors and/or md5 sums of registered dataset `name` for one test."""
+    source = DATASETS[name].source
+    source = replace(source, mirrors=source.mirrors if mirrors is None else tuple(mirrors), md5=md5 or source.md5)
+    monkeypatch.setitem(DATASETS, name, replace(DATASETS[name], source=source))
 
 
 def message(excinfo) -> str:
@@ -282,16 +292,16 @@ def md5_of(path: Path) -> str:
 
 def serve_test_split(monkeypatch, folder: Path, name: str = "mnist") -> None:
     write_test_split(folder, label=7)
-    sums = dict(download.MD5[name])
+    sums = dict(DATASETS[name].source.md5)
     for f in mnist.filenames("test"):
         sums[f] = md5_of(folder / f)
-    monkeypatch.setitem(download.MD5, name, sums)
+    set_source(monkeypatch, name, md5=sums)
 
 
 def test_download_over_http_into_cache(tmp_path, monkeypatch, http_root):
     root, url = http_root
     serve_test_split(monkeypatch, root)
-    monkeypatch.setitem(download.MIRRORS, "mnist", [url])
+    set_source(monkeypatch, "mnist", mirrors=[url])
     logged = []
     ds = load_dataset("mnist", "test", log=logged.append)
     assert len(ds) == 10000 and int(ds.labels[0]) == 7
@@ -299,7 +309,7 @@ def test_download_over_http_into_cache(tmp_path, monkeypatch, http_root):
     assert sorted(p.name for p in cache.iterdir()) == sorted(mnist.filenames("test"))
     assert all(md5_of(cache / f) == md5_of(root / f) for f in mnist.filenames("test"))
     assert len(logged) == 2 and all(line.startswith("downloading " + url) for line in logged)
-    monkeypatch.setitem(download.MIRRORS, "mnist", [UNREACHABLE])
+    set_source(monkeypatch, "mnist", mirrors=[UNREACHABLE])
     assert int(load_dataset("mnist", "test", log=logged.append).labels[0]) == 7
     assert len(logged) == 2
 
@@ -307,18 +317,18 @@ def test_download_over_http_into_cache(tmp_path, monkeypatch, http_root):
 def test_download_falls_back_to_next_mirror(tmp_path, monkeypatch):
     serve_test_split(monkeypatch, tmp_path / "mirror", "fashion-mnist")
     mirrors = [UNREACHABLE, (tmp_path / "mirror").as_uri() + "/"]
-    monkeypatch.setitem(download.MIRRORS, "fashion-mnist", mirrors)
+    set_source(monkeypatch, "fashion-mnist", mirrors=mirrors)
     ds = load_dataset("fashion-mnist", "test", log=lambda _: None)
     assert ds.classes == FASHION_CLASSES and len(ds) == 10000
 
 
 def test_download_md5_mismatch_leaves_no_file(tmp_path, monkeypatch):
     write_test_split(tmp_path / "mirror")
-    monkeypatch.setitem(download.MIRRORS, "mnist", [(tmp_path / "mirror").as_uri()])
+    set_source(monkeypatch, "mnist", mirrors=[(tmp_path / "mirror").as_uri()])
     with pytest.raises(DataError) as e:
         load_dataset("mnist", "test", log=lambda _: None)
     text = message(e)
-    assert "md5" in text and download.MD5["mnist"]["t10k-images-idx3-ubyte.gz"] in text
+    assert "md5" in text and DATASETS["mnist"].source.md5["t10k-images-idx3-ubyte.gz"] in text
     assert "put the four IDX .gz files" in text
     assert list((tmp_path / "cache" / "mnist").iterdir()) == []
 
@@ -452,8 +462,7 @@ def test_cifar_from_extracted_folder_via_env(tmp_path, monkeypatch):
 
 def test_cifar_download_into_cache(tmp_path, monkeypatch):
     archive = write_cifar_archive(tmp_path / "mirror" / "cifar-10-python.tar.gz", cifar_members())
-    monkeypatch.setitem(download.MIRRORS, "cifar10", [(tmp_path / "mirror").as_uri()])
-    monkeypatch.setitem(download.MD5, "cifar10", {archive.name: md5_of(archive)})
+    set_source(monkeypatch, "cifar10", mirrors=[(tmp_path / "mirror").as_uri()], md5={archive.name: md5_of(archive)})
     ds = load_dataset("cifar10", "test", log=lambda _: None)
     assert len(ds) == 6 and (tmp_path / "cache" / "cifar10" / archive.name).is_file()
 
@@ -682,3 +691,94 @@ def test_image_dataset_validates_its_fields():
         ImageDataset("x", images.float(), None, None)
     with pytest.raises(ValueError):
         ImageDataset("x", images, torch.zeros(3, dtype=torch.int64), ["a"])
+
+
+# ---------------------------------------------------------------- the dataset table
+
+
+def test_names_derive_from_the_table():
+    from ganimate.data import BUILTINS, dataset_names, has_labelled_test, has_reference_classifier, is_image_dataset
+    from ganimate.metrics.classifier import REFERENCE_DATASETS
+
+    assert BUILTINS is DATASETS
+    assert dataset_names() == ["mnist", "fashion-mnist", "cifar10", "synthetic", "folder:PATH"]
+    assert all(is_image_dataset(n) and has_labelled_test(n) for n in DATASETS)
+    assert is_image_dataset("folder:/x") and not has_labelled_test("folder:/x") and not is_image_dataset("x")
+    assert [n for n in DATASETS if has_reference_classifier(n)] == list(REFERENCE_DATASETS) == ["mnist",
+                                                                                                 "fashion-mnist"]
+    for name, spec in DATASETS.items():
+        assert dataset_info(name) == {"image_size": spec.image_size, "channels": spec.channels,
+                                      "num_classes": spec.num_classes}
+        if spec.source is not None:
+            assert all(len(md5) == 32 for md5 in spec.source.md5.values()) and spec.source.mirrors
+
+
+@pytest.mark.parametrize("call", [
+    lambda: load_dataset("imagenet"),
+    lambda: dataset_info("imagenet"),
+    lambda: get_dataset("imagenet"),
+])
+def test_unknown_dataset_is_a_one_line_error_listing_the_known_ones(call):
+    with pytest.raises(DataError) as e:
+        call()
+    assert message(e) == "unknown dataset 'imagenet': use one of mnist, fashion-mnist, cifar10, synthetic, folder:PATH"
+
+
+def test_unknown_dataset_in_the_config(tiny):
+    with pytest.raises(GanimateError) as e:
+        tiny(dataset="imagenet")
+    assert message(e) == "unknown dataset 'imagenet': choose from mnist, fashion-mnist, cifar10, synthetic, folder:PATH"
+
+
+@pytest.fixture
+def idx_dataset():
+    """A test-only MNIST-format dataset: one table entry, no loader code, removed again afterwards."""
+    from ganimate.data import DatasetSpec, register_dataset
+
+    spec = register_dataset(DatasetSpec("test-idx", mnist.load, image_size=28, channels=1, num_classes=10,
+                                        classes=tuple("abcdefghij"), reference_classifier=True))
+    yield spec
+    del DATASETS[spec.name]
+
+
+def test_registered_dataset_is_accepted_everywhere(idx_dataset, tmp_path, tiny):
+    from ganimate.data import dataset_names, has_labelled_test, has_reference_classifier, is_image_dataset
+    from ganimate.metrics import classifier
+
+    assert dataset_names()[-2:] == ["test-idx", "folder:PATH"]
+    assert is_image_dataset("test-idx") and has_labelled_test("test-idx") and has_reference_classifier("test-idx")
+    assert dataset_info("test-idx") == {"image_size": 28, "channels": 1, "num_classes": 10}
+    assert tiny(dataset="test-idx").dataset == "test-idx"
+    with pytest.raises(DataError, match="use one of mnist, fashion-mnist, cifar10, synthetic, test-idx, folder:PATH$"):
+        load_dataset("imagenet")
+    with pytest.raises(GanimateError, match="test-idx_classifier.safetensors is missing"):
+        classifier.reference_info("test-idx")
+
+    write_test_split(tmp_path / "files" / "test-idx", label=3)
+    ds = load_dataset("test-idx", "test", data_dir=tmp_path / "files")
+    assert ds.name == "test-idx" and len(ds) == 10000 and ds.classes == list("abcdefghij") and int(ds.labels[0]) == 3
+
+
+def test_dataset_without_download_source(idx_dataset, tmp_path):
+    with pytest.raises(DataError) as e:
+        load_dataset("test-idx", "test", data_dir=tmp_path / "none", log=lambda _: None)
+    assert message(e).startswith("test-idx not found: put the four IDX .gz files")
+    assert "test-idx cannot be downloaded" in message(e)
+
+
+def test_register_dataset_refuses_bad_names(idx_dataset):
+    from ganimate.data import register_dataset
+
+    for name in ("test-idx", "Upper", "folder:x", ""):
+        with pytest.raises(ValueError):
+            register_dataset(replace(idx_dataset, name=name))
+
+
+def test_clip_dataset_names():
+    from ganimate.data.moving_mnist import clip_dataset_names, clip_source, is_clip_dataset
+
+    assert clip_dataset_names() == ["moving-mnist", "moving-synthetic", "npy:PATH"]
+    assert is_clip_dataset("moving-mnist") and is_clip_dataset("npy:/x.npy") and not is_clip_dataset("mnist")
+    with pytest.raises(DataError) as e:
+        clip_source("moving-cifar", "test", size=32, frames=4, digits=1)
+    assert message(e) == "unknown clip dataset 'moving-cifar': use one of moving-mnist, moving-synthetic, npy:PATH"

@@ -1,6 +1,9 @@
-"""Evaluation metrics: exact unit checks on synthetic tensors, sanity checks on real MNIST, `evaluate` end to end."""
+"""Evaluation metrics: the registry and its table formatter, PSNR / SSIM against scikit-image, exact unit checks on
+synthetic tensors, sanity checks on real MNIST, `evaluate` end to end."""
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -8,13 +11,16 @@ import pytest
 import torch
 
 from ganimate.errors import GanimateError
-from ganimate.metrics import cache, classifier, fd
+from ganimate.metrics import cache, classifier, fd, pixel, registry
+from ganimate.metrics import evaluate as image_eval
 from ganimate.metrics.class_acc import class_acc
 from ganimate.metrics.classifier import NetSpec, SmallCNN, load_reference, random_noise
-from ganimate.metrics.evaluate import METRICS, EvaluateConfig, format_table, quick_eval, run_evaluate
+from ganimate.metrics.evaluate import METRICS, Context, EvaluateConfig, image_table, quick_eval, run_evaluate
 from ganimate.metrics.fd import feature_stats, frechet_distance
 from ganimate.metrics.nn1 import nn1_error, nn1_predict
+from ganimate.metrics.pixel import psnr, ssim
 from ganimate.metrics.pr import knn_radii, precision_recall
+from ganimate.metrics.registry import Row, compute_metrics, format_table, metric_rows, metrics_for, register_metric
 
 
 @pytest.fixture(autouse=True)
@@ -180,6 +186,172 @@ def test_stats_cache_hit_and_key(monkeypatch, private_cache):
     assert cache.cache_key(n=200, **key) != cache.cache_key(n=200, **{**key, "classifier": "0" * 64})
 
 
+# ---------------------------------------------------------------- PSNR and SSIM (metrics.pixel)
+
+
+def gen(seed):
+    return torch.Generator().manual_seed(seed)
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_psnr_and_ssim_match_scikit_image(channels):
+    from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+
+    clean = torch.rand(4, channels, 28, 28, generator=gen(0), dtype=torch.float64)
+    clean[1] = 0.2  # a flat image
+    restored = (clean + 0.1 * torch.randn(clean.shape, generator=gen(1), dtype=torch.float64)).clamp(0, 1)
+    restored[2] = torch.nn.functional.avg_pool2d(clean[2:3], 3, 1, 1)[0]  # a blurred one
+    ours_p, ours_s = psnr(restored, clean), ssim(restored, clean)
+    assert ours_p.shape == ours_s.shape == (4,) and ours_p.dtype == ours_s.dtype == torch.float64
+    for i in range(4):
+        a, b = clean[i].permute(1, 2, 0).numpy(), restored[i].permute(1, 2, 0).numpy()
+        ref_s = structural_similarity(a, b, data_range=1, channel_axis=2)
+        assert float(ours_p[i]) == pytest.approx(peak_signal_noise_ratio(a, b, data_range=1), abs=1e-9)
+        assert float(ours_s[i]) == pytest.approx(ref_s, abs=1e-9)
+    assert float(ssim(clean, clean).min()) == pytest.approx(1.0)
+
+
+def test_uint8_frames_match_scikit_image_with_data_range_255():
+    from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+
+    true = torch.randint(0, 256, (5, 1, 32, 32), generator=gen(2), dtype=torch.uint8)
+    noise = torch.randint(-40, 41, true.shape, generator=gen(3))
+    pred = (true.int() + noise).clamp(0, 255).to(torch.uint8)
+    pred[4, :, :16] = true[4, :, :16]  # half a frame exact
+    ours_p, ours_s = psnr(pred, true, data_range=255), ssim(pred, true, data_range=255)
+    for i in range(5):
+        a, b = true[i, 0].numpy(), pred[i, 0].numpy()
+        assert float(ours_p[i]) == pytest.approx(peak_signal_noise_ratio(a, b, data_range=255), abs=1e-9)
+        assert float(ours_s[i]) == pytest.approx(structural_similarity(a, b, data_range=255), abs=1e-9)
+    # the same images in [0, 1] score the same
+    assert torch.allclose(psnr(pred / 255, true / 255), ours_p, atol=1e-9)
+    assert torch.allclose(ssim(pred / 255, true / 255), ours_s, atol=1e-9)
+
+
+def test_psnr_is_capped_at_60_db_and_broadcasts():
+    frames = torch.randint(0, 256, (3, 2, 4, 1, 16, 16), generator=gen(4), dtype=torch.uint8)  # (K, N, T, C, H, W)
+    assert torch.equal(psnr(frames, frames, 255), torch.full((3, 2, 4), 60.0, dtype=torch.float64))
+    x = torch.rand(2, 3, 8, 8, generator=gen(5))
+    assert torch.equal(psnr(x, x), torch.full((2,), pixel.PSNR_CAP_DB, dtype=torch.float64))
+    near = x.double() + 1e-4  # MSE 1e-8: 80 dB uncapped
+    assert torch.equal(psnr(near, x), torch.full((2,), 60.0, dtype=torch.float64))
+    off = x.double() + 0.01  # MSE 1e-4: 40 dB, under the cap
+    assert torch.allclose(psnr(off, x), torch.full((2,), 40.0, dtype=torch.float64), atol=1e-9)
+    truth = frames[0]  # (N, T, C, H, W) against K samples
+    p = psnr(frames, truth[None], 255)
+    assert p.shape == (3, 2, 4) and torch.equal(p[0], torch.full((2, 4), 60.0, dtype=torch.float64))
+    assert torch.equal(p[1], psnr(frames[1], truth, 255))
+
+
+def test_chunks_do_not_change_the_values(monkeypatch):
+    pred, true = torch.rand(2, 10, 1, 12, 12, generator=gen(6)), torch.rand(2, 10, 1, 12, 12, generator=gen(7))
+    whole_p, whole_s = psnr(pred, true), ssim(pred[0], true[0])
+    monkeypatch.setattr(pixel, "_CHUNK_VALUES", 3 * 144)  # three images a chunk
+    assert torch.equal(psnr(pred, true), whole_p) and torch.equal(ssim(pred[0], true[0]), whole_s)
+
+
+def test_ssim_refuses_bad_shapes():
+    with pytest.raises(ValueError, match="one shape"):
+        ssim(torch.rand(2, 1, 8, 8), torch.rand(3, 1, 8, 8))
+    with pytest.raises(ValueError, match="at least 7x7"):
+        ssim(torch.rand(2, 1, 6, 8), torch.rand(2, 1, 6, 8))
+
+
+# ---------------------------------------------------------------- the registry and its one table formatter
+
+
+@pytest.fixture
+def empty_registry(monkeypatch):
+    monkeypatch.setattr(registry, "_REGISTRY", {})
+
+
+def test_register_metric_computes_in_order_with_reasons(empty_registry):
+    @register_metric("double", task="t", rows=lambda r: [Row("double", f"{r['double']}")] if "double" in r else [])
+    def double(ctx):
+        return {"double": 2 * ctx}
+
+    @register_metric("odd", task="t", rows=lambda r: [], requires=(lambda ctx: None if ctx % 2 else "needs odd",))
+    def odd(ctx):
+        return {"odd": True}
+
+    assert list(metrics_for("t")) == ["double", "odd"] and metrics_for("t")["odd"].fn is odd and metrics_for("u") == {}
+    results, na, seconds = compute_metrics("t", 4, ["double", "odd"])
+    assert results == {"double": 8} and na == {"odd": "needs odd"} and set(seconds) == {"double"}
+    assert compute_metrics("t", 3, ["odd", "double"])[0] == {"odd": True, "double": 6}
+    with pytest.raises(GanimateError, match="^odd needs odd$"):
+        compute_metrics("t", 4, ["odd"], strict=True)
+    assert metric_rows("t", {"double": 8}) == [Row("double", "8")] and metric_rows("t", {}) == []
+
+
+def test_a_metric_name_belongs_to_one_module_per_task(empty_registry):
+    register_metric("m", task="t", rows=lambda r: [])(len)  # builtins
+    with pytest.raises(ValueError, match="already registered"):
+        register_metric("m", task="t", rows=lambda r: [])(lambda ctx: {})
+    register_metric("m", task="other", rows=lambda r: [])(lambda ctx: {})  # another task: its own names
+
+
+def test_format_table_list_and_grid():
+    rows = [Row("fd", "1.500", "floor 0.2"), Row("long label here", "0.12"), Row("per class", "0:1 1:0", detail=True)]
+    assert format_table(rows, title="run step 3", footer=["seconds  total 1"]) == "\n".join([
+        "run step 3",
+        "  fd                  1.500  floor 0.2",
+        "  long label here      0.12",
+        "  per class  0:1 1:0",
+        "  seconds  total 1",
+    ])
+    grid = {"a": [Row("x", "1", "note"), Row("y", "2")],
+            "b": [Row("y", "3"), Row("z", "4"), Row("d", "5", detail=True)]}
+    assert format_table(grid, corner="method") == "\n".join([
+        "| method | x | y | z |",
+        "|---|---|---|---|",
+        "| a | 1 | 2 | — |",
+        "| b | — | 3 | 4 |",
+    ])
+
+
+def test_image_metrics_are_registered_in_table_order():
+    assert list(METRICS) == ["fd", "pr", "class_acc", "cas", "nn1"] and METRICS is metrics_for("image")
+    assert all(callable(m.fn) and m.about for m in METRICS.values())
+
+
+def test_image_table_of_a_record():
+    record = {"step": 7, "checkpoint": "runs/x/checkpoints/step_000007.pt", "n": 300, "seed": 0, "dataset": "mnist",
+              "fd": 12.3456, "fd_floor": 1.2, "fd_real_n": 300, "precision": 0.5, "recall": 0.25,
+              "class_acc": 0.9, "class_acc_per_class": [1.0, 0.8], "class_acc_reference": 0.9934, "cas": 0.81,
+              "cas_real": 0.95, "nn1_error_300": 0.2, "nn1_real_error_300": 0.1, "n/a": {"x": "needs y"},
+              "seconds": {"generate": 0.5, "total": 3}}
+    assert image_table(record, "runs/x") == "\n".join([
+        "runs/x step 7 (step_000007.pt), mnist, n=300, seed 0",
+        "  fd                12.346  real-vs-real floor 1.200 (N=300)",
+        "  precision          0.500  k=3 manifolds in classifier features",
+        "  recall             0.250",
+        "  class_acc         0.9000  reference classifier on real test images 0.9934",
+        "  cas               0.8100  same training on 300 real images 0.9500",
+        "  nn1 error @300    0.2000  fitted on 300 real training images 0.1000",
+        "  x                    n/a  needs y",
+        "  class_acc per class  0:1.000 1:0.800",
+        "  seconds  generate 0.5 total 3",
+    ])
+
+
+def test_applicability_asks_the_dataset_registry(monkeypatch):
+    ctx = Context(dataset="mnist", data_dir=None, num_classes=10, image_size=28, channels=1, n=10)
+    assert METRICS["fd"].problem(ctx) is None and METRICS["cas"].problem(ctx) is None
+    monkeypatch.setattr(image_eval, "has_reference_classifier", lambda spec: False)
+    monkeypatch.setattr(image_eval, "has_labelled_test", lambda spec: False)
+    assert METRICS["fd"].problem(ctx) == "no reference classifier for mnist"
+    assert METRICS["nn1"].problem(ctx) == "mnist has no labelled test split"
+
+
+def test_evaluation_modules_import_no_scipy_skimage_or_opencv():
+    code = ("import sys, ganimate.metrics.evaluate, ganimate.metrics.pixel, ganimate.restore.evaluate, "
+            "ganimate.clips.evaluate\n"
+            "print(sorted({m.split('.')[0] for m in sys.modules} & {'scipy', 'skimage', 'cv2'}))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
+
+
 # ---------------------------------------------------------------- evaluate on a tiny synthetic run
 
 
@@ -228,7 +400,7 @@ def test_evaluate_synthetic_conditional_run(tiny_runs, quick_cas, capsys):
     assert json.loads(capsys.readouterr().out) == record
     lines = (run / "metrics.jsonl").read_text().splitlines()
     assert json.loads(lines[-1]) == record
-    table = format_table(record, run)
+    table = image_table(record, run)
     assert "nn1 error @200" in table and "class_acc" in table and "n/a" in table
 
 
@@ -330,7 +502,7 @@ def test_evaluate_and_quick_eval_on_mnist(real_data, quick_cas, tmp_path, capsys
     out = capsys.readouterr().out
     assert "real-vs-real floor" in out and "nn1 error @300" in out
 
-    from ganimate.checkpoint import load_generator
+    from ganimate.runs import load_generator
 
     G, _ = load_generator(run)
     G.train()

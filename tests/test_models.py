@@ -1,16 +1,33 @@
+import hashlib
+from types import SimpleNamespace
+
 import pytest
 import torch
 
-from ganimate.models import ARCHS, Discriminator, Generator, build_models, count_params
-from ganimate.models.dcgan import upsampling_plan
+from ganimate.errors import GanimateError
+from ganimate.models import (
+    ARCHITECTURES,
+    ARCHS,
+    ArchSpec,
+    Discriminator,
+    Generator,
+    arch_defaults,
+    build_models,
+    check_arch,
+    count_params,
+    get_arch,
+    register_arch,
+)
+from ganimate.models.dcgan import FastDiscriminator, FastGenerator, upsampling_plan
 
 
 @pytest.mark.parametrize("arch", ARCHS)
 @pytest.mark.parametrize("size,channels", [(28, 1), (32, 3), (64, 3)])
 @pytest.mark.parametrize("num_classes", [0, 10])
 def test_shapes(arch, size, channels, num_classes):
-    G = Generator(z_dim=8, image_size=size, channels=channels, num_classes=num_classes, width=32, arch=arch)
-    D = Discriminator(arch, size, channels, num_classes, width=8)
+    spec = get_arch(arch)
+    G = spec.generator(z_dim=8, image_size=size, channels=channels, num_classes=num_classes, width=32)
+    D = spec.discriminator(size, channels, num_classes, width=8)
     y = torch.arange(3) % 10 if num_classes else None
     x = G(torch.randn(3, 8), y)
     assert x.shape == (3, channels, size, size)
@@ -98,3 +115,94 @@ def test_build_models_from_config(tiny):
     cfg = tiny(image_size=28, channels=1, num_classes=10, conditional=False)
     G, D = build_models(cfg)
     assert G.num_classes == 0 and D.embed is None
+
+
+# ---------------------------------------------------------------- the architecture table
+
+
+def cfg_of(arch: str, conditional: bool = True, **kw) -> SimpleNamespace:
+    return SimpleNamespace(arch=arch, conditional=conditional, num_classes=10, z_dim=100, image_size=28, channels=1,
+                           bn_affine=True, **{**arch_defaults(arch), **kw})
+
+
+def test_archs_derive_from_the_table():
+    assert ARCHS == tuple(ARCHITECTURES) == ("fast", "paper", "tutorial")
+    assert arch_defaults("fast") == {"g_width": 192, "d_width": 32, "lr_g": 6e-4, "lr_d": 6e-4}
+    assert arch_defaults("paper") == arch_defaults("tutorial") == {"g_width": 256, "d_width": 64, "lr_g": 2e-4,
+                                                                   "lr_d": 2e-4}
+    for name, spec in ARCHITECTURES.items():
+        G, D = build_models(cfg_of(name))
+        assert type(G) is spec.generator and type(D) is spec.discriminator
+    assert get_arch("tutorial").generator is get_arch("paper").generator
+
+
+@pytest.mark.parametrize("call", [
+    lambda: check_arch("bogus"),
+    lambda: arch_defaults("bogus"),
+    lambda: build_models(SimpleNamespace(**{**vars(cfg_of("fast")), "arch": "bogus"})),
+    lambda: Generator(arch="bogus"),
+    lambda: Discriminator("bogus"),
+])
+def test_unknown_arch_is_a_one_line_error_listing_the_known_ones(call):
+    with pytest.raises(GanimateError) as e:
+        call()
+    assert str(e.value) == "unknown arch 'bogus': choose from fast, paper, tutorial"
+
+
+def test_unknown_arch_in_the_config(tiny):
+    with pytest.raises(GanimateError, match="^unknown arch 'Paper': choose from fast, paper, tutorial$"):
+        tiny(arch="Paper")
+
+
+@pytest.fixture
+def registered_arch():
+    """A test-only architecture (the fast pair with other defaults), removed again afterwards."""
+    spec = register_arch(ArchSpec("test-arch", FastGenerator, FastDiscriminator, g_width=24, d_width=8, lr_g=1e-3,
+                                  lr_d=5e-4))
+    yield spec
+    del ARCHITECTURES[spec.name]
+
+
+def test_registered_arch_is_accepted_everywhere(registered_arch, tiny):
+    check_arch("test-arch")
+    with pytest.raises(GanimateError, match="choose from fast, paper, tutorial, test-arch$"):
+        check_arch("nope")
+    cfg = tiny(arch="test-arch", g_width=None, d_width=None, lr_g=None, lr_d=None, image_size=28, channels=1,
+               num_classes=10, conditional=True)
+    assert (cfg.g_width, cfg.d_width, cfg.lr_g, cfg.lr_d) == (24, 8, 1e-3, 5e-4)
+    G, D = build_models(cfg)
+    assert isinstance(G, FastGenerator) and isinstance(D, FastDiscriminator)
+    assert G(torch.randn(2, cfg.z_dim), torch.arange(2)).shape == (2, 1, 28, 28)
+    with pytest.raises(ValueError, match="already registered"):
+        register_arch(registered_arch)
+
+
+# sha256 of the "key shape" lines of the state_dicts of the classes as they were before the table (commit
+# fef8678), conditional, 28x28x1, default widths: checkpoints written then must still load.
+STATE_KEYS = {
+    "fast": ("e10b2484d0c43c7b", "a1f7062bb065ac43"),
+    "paper": ("85b7ab7424e5a875", "600b1af1995e78c2"),
+    "tutorial": ("85b7ab7424e5a875", "21a445a344d1038f"),
+}
+
+
+@pytest.mark.parametrize("arch", sorted(STATE_KEYS))
+def test_state_dict_layout_is_unchanged(arch):
+    def digest(net):
+        lines = "\n".join(f"{k} {tuple(v.shape)}" for k, v in net.state_dict().items())
+        return hashlib.sha256(lines.encode()).hexdigest()[:16]
+
+    G, D = build_models(cfg_of(arch))
+    assert (digest(G), digest(D)) == STATE_KEYS[arch], [*G.state_dict(), *D.state_dict()]
+
+
+def test_init_is_seeded_and_covers_every_parameter():
+    torch.manual_seed(0)
+    G1, D1 = build_models(cfg_of("paper"))
+    torch.manual_seed(0)
+    G2, D2 = build_models(cfg_of("paper"))
+    for a, b in ((G1, G2), (D1, D2)):
+        for (k, x), y in zip(a.state_dict().items(), b.state_dict().values(), strict=True):
+            assert torch.equal(x, y), k
+    biases = [p for n, p in D1.named_parameters() if n.endswith("bias") and "features" in n and p.ndim == 1]
+    assert biases and not any(b.detach().any() for b in biases)

@@ -11,10 +11,12 @@ from PIL import Image
 
 from ganimate.checkpoint import list_checkpoints, load_checkpoint
 from ganimate.errors import GanimateError
+from ganimate.metrics.pixel import psnr
 from ganimate.restore.baselines import BASELINES, baselines_for, run_baseline, tune
+from ganimate.restore.config import RestoreTrainConfig
 from ganimate.restore.degrade import Degradation, degrade, degraded_split, gaussian_kernel, to_full
-from ganimate.restore.metrics import psnr, ssim
-from ganimate.restore.train import RestoreTrainConfig, fit_restore, load_restorer, restore
+from ganimate.restore.inference import load_restorer, restore
+from ganimate.restore.train import fit_restore
 
 TINY = dict(dataset="synthetic", g_width=8, d_width=8, batch_size=50, val_size=1500, log_every=2, device="cpu",
             precision="fp32")
@@ -92,21 +94,18 @@ def test_bad_degradations(kw, pattern):
 # metrics
 
 
-@pytest.mark.parametrize("channels", [1, 3])
-def test_psnr_and_ssim_match_scikit_image(channels):
-    from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+def test_score_uses_the_shared_pixel_metrics():
+    from ganimate.metrics.pixel import ssim
+    from ganimate.restore.metrics import score
 
-    clean = torch.rand(4, channels, 28, 28, generator=gen(0), dtype=torch.float64)
-    clean[1] = 0.2  # a flat image
-    restored = (clean + 0.1 * torch.randn(clean.shape, generator=gen(1), dtype=torch.float64)).clamp(0, 1)
-    restored[2] = torch.nn.functional.avg_pool2d(clean[2:3], 3, 1, 1)[0]  # a blurred one
-    ours_p, ours_s = psnr(restored, clean), ssim(restored, clean)
-    for i in range(4):
-        a, b = clean[i].permute(1, 2, 0).numpy(), restored[i].permute(1, 2, 0).numpy()
-        ref_s = structural_similarity(a, b, data_range=1, channel_axis=2)
-        assert float(ours_p[i]) == pytest.approx(peak_signal_noise_ratio(a, b, data_range=1), abs=1e-9)
-        assert float(ours_s[i]) == pytest.approx(ref_s, abs=1e-9)
-    assert float(ssim(clean, clean).min()) == pytest.approx(1.0)
+    clean = torch.rand(6, 1, 28, 28, generator=gen(0))
+    restored = (clean + 0.05 * torch.randn(clean.shape, generator=gen(1))).clamp(0, 1)
+    out = score(restored, clean, torch.arange(6), "synthetic")  # no reference classifier: no class_acc, fd
+    assert list(out) == ["psnr", "ssim", "sharpness"]
+    assert out["psnr"] == float(psnr(restored, clean).mean()) and out["ssim"] == float(ssim(restored, clean).mean())
+    assert out["sharpness"] > 1  # noise adds edges
+    same = score(clean, clean, None, "mnist")  # no labels: no classifier scores either
+    assert same == {"psnr": 60.0, "ssim": pytest.approx(1.0), "sharpness": 1.0}
 
 
 # baselines
@@ -141,8 +140,9 @@ def test_tiny_training_writes_run_folder(tmp_path):
     stats = [json.loads(line) for line in (run / "stats.jsonl").read_text().splitlines()]
     train_stats = [s for s in stats if "l1" in s]
     assert [s["step"] for s in train_stats] == list(range(2, 11, 2))
-    assert all(s["loss_d"] > 0 and s["img_per_s"] > 0 for s in train_stats)
-    assert [s["step"] for s in stats if "val_psnr" in s] == [10]
+    assert all(s["loss_d"] > 0 and s["samples_per_s"] > 0 for s in train_stats)
+    evals = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [(r["step"], r["kind"]) for r in evals] == [(10, "train")] and 0 < evals[0]["val_ssim"] <= 1
     saved = json.loads((run / "config.json").read_text())
     assert saved["task"] == "sr" and saved["image_size"] == 28 and saved["channels"] == 1
     state = load_checkpoint(list_checkpoints(run)[-1])
@@ -168,7 +168,7 @@ def test_l1_only_trains_g_alone(tmp_path):
 def test_resume_matches_an_uninterrupted_run(tmp_path):
     straight = fit_restore(tiny_cfg(tmp_path, "a", task="deblur", max_steps=6))
     fit_restore(tiny_cfg(tmp_path, "b", task="deblur", max_steps=3))
-    from ganimate.restore.train import RestoreTrainConfig
+    from ganimate.restore.config import RestoreTrainConfig
     from ganimate.runs import resume_config
 
     resumed = fit_restore(resume_config(tmp_path / "b", {"max_steps": 6}, RestoreTrainConfig), resume=True)
@@ -279,7 +279,7 @@ def test_train_cli_bad_input(tmp_path, capsys):
 
 
 def test_evaluate_table_holds_baselines_and_models(runs, tmp_path):
-    from ganimate.restore.evaluate import evaluate_restoration, format_rows
+    from ganimate.restore.evaluate import evaluate_restoration, restore_table
 
     l1 = fit_restore(tiny_cfg(tmp_path, "l1", task="denoise", adv_weight=0.0, max_steps=3))
     record, previews = evaluate_restoration([runs["denoise"], l1], n=20, tune_n=4, log=lambda _: None)
@@ -287,8 +287,15 @@ def test_evaluate_table_holds_baselines_and_models(runs, tmp_path):
     assert methods == ["degraded input", "gaussian", "median", "nl_means", "tv", "GAN", "L1-only"]
     assert all(np.isfinite(r["psnr"]) and -1 <= r["ssim"] <= 1 for r in record["rows"])
     assert record["rows"][5]["steps"] == 3 and previews["GAN"].shape == (10, 1, 28, 28)
-    table = format_rows(record)
+    table = restore_table(record)
     assert table.count("\n") == 8 and "| nl_means | h=" in table
+    head, rule, *lines = table.splitlines()
+    columns = "method | tuned parameters | PSNR dB | SSIM | sharpness | class acc | FD | training | wall time s"
+    assert head == f"| {columns} |"
+    assert rule == "|---" * 9 + "|" and all(line.count(" | ") == 8 for line in lines)
+    gan = record["rows"][5]
+    assert lines[5] == (f"| GAN | adv_weight={gan['params']['adv_weight']:g}, g_width=8 | {gan['psnr']:.2f} | "
+                        f"{gan['ssim']:.3f} | {gan['sharpness']:.2f} | — | — | 3 steps | {gan['wall_s']:.0f} |")
     with pytest.raises(GanimateError, match="compare runs of one task"):
         evaluate_restoration([runs["denoise"], runs["sr"]], n=20, tune_n=4, log=lambda _: None)
 

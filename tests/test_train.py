@@ -42,7 +42,7 @@ def test_fit_writes_every_artifact(tiny):
         ("step_000020.png", 20), ("epoch_0001.png", 20), ("step_000040.png", 40), ("epoch_0002.png", 40)]
     stats = [json.loads(line) for line in (run / "stats.jsonl").read_text().splitlines()]
     assert [s["step"] for s in stats] == list(range(2, 41, 2))
-    assert all(s["img_per_s"] > 0 and s["loss_d"] > 0 for s in stats)
+    assert all(s["samples_per_s"] > 0 and s["loss_d"] > 0 for s in stats)
     saved = json.loads((run / "config.json").read_text())
     assert saved["conditional"] is True and saved["num_classes"] == 10 and saved["image_size"] == 28
     state = weights(run)

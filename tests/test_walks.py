@@ -226,7 +226,7 @@ def fake_loader(monkeypatch):
         loaded.update(run=run_dir, checkpoint=checkpoint, device=device)
         return loaded["G"], {}
 
-    monkeypatch.setattr("ganimate.checkpoint.load_generator", load_generator)
+    monkeypatch.setattr("ganimate.runs.load_generator", load_generator)
     return loaded
 
 

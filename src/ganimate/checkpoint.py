@@ -80,23 +80,3 @@ def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
     if state.get("format_version", 0) > FORMAT_VERSION:
         raise GanimateError(f"{path} was written by a newer ganimate ({state.get('ganimate_version')})")
     return state
-
-
-def load_generator(run_dir: str | Path, checkpoint: str | None = None, device: str = "cpu", ema: bool = True):
-    """Rebuild a run's generator from a checkpoint alone: (G in eval mode, TrainConfig)."""
-    from ganimate.config import TrainConfig
-    from ganimate.models import build_models
-
-    run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        raise GanimateError(f"run folder {run_dir} does not exist")
-    state = load_checkpoint(resolve_checkpoint(run_dir, checkpoint))
-    cfg = TrainConfig.from_dict(state["config"])
-    G, _ = build_models(cfg)
-    weights = state["G_ema"] if ema and state.get("G_ema") is not None else state.get("G")
-    try:
-        G.load_state_dict(weights)
-    except (RuntimeError, TypeError) as e:
-        reason = str(e).splitlines()[0][:100]
-        raise GanimateError(f"checkpoint of {run_dir} does not fit its config ({reason})") from None
-    return G.to(device).eval(), cfg

@@ -1,22 +1,26 @@
 """Classical optical flow between two grey frames: OpenCV's Farnebäck flow (Farnebäck 2003), backward
 warping, and flow interpolation of the frames between a first and a last one. The optical-flow baseline
 of the clip metrics (clips/baselines.py) and the inbetween generator's base clip (models/clip.py) use it.
+OpenCV is imported where it is used, so that importing this module (and the commands) stays fast.
 """
 
 from __future__ import annotations
 
-import cv2
 import numpy as np
 
 
 def farneback(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Dense Farnebäck flow from grey frame a to b: (H, W, 2), a(x) ~ b(x + flow(x))."""
+    import cv2
+
     return cv2.calcOpticalFlowFarneback(a, b, None, pyr_scale=0.5, levels=2, winsize=9, iterations=3,
                                         poly_n=5, poly_sigma=1.1, flags=0)
 
 
 def warp(img: np.ndarray, flow: np.ndarray) -> np.ndarray:
     """Sample img at x + flow(x) (bilinear, zero outside)."""
+    import cv2
+
     h, w = img.shape
     gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
     flow = flow.astype(np.float32)

@@ -150,3 +150,12 @@ def load_run_generator(run_dir: str | Path, cls, build, checkpoint: str | None =
         reason = str(e).splitlines()[0][:100]
         raise GanimateError(f"checkpoint of {run_dir} does not fit its config ({reason})") from None
     return G.to(device).eval(), cfg, state
+
+
+def load_generator(run_dir: str | Path, checkpoint: str | None = None, device: str = "cpu", ema: bool = True):
+    """Rebuild an image run's generator (`ganimate train`) from a checkpoint alone: (G in eval mode, TrainConfig)."""
+    from ganimate.config import TrainConfig
+    from ganimate.models import build_models
+
+    G, cfg, _ = load_run_generator(run_dir, TrainConfig, build_models, checkpoint, device, ema)
+    return G, cfg

@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ganimate.checkpoint import load_generator
 from ganimate.config import SampleConfig
 from ganimate.errors import GanimateError
 from ganimate.images import make_grid, save_npz, save_png, to_uint8
+from ganimate.runs import load_generator
 
 
 def latents(n: int, z_dim: int, seed: int) -> torch.Tensor:

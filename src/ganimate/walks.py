@@ -253,7 +253,7 @@ class InterpolateConfig:
 
 def run_interpolate(cfg: InterpolateConfig) -> list[Path]:
     """Load the run's generator, render the walk or morph and write the video(s); returns their paths."""
-    from ganimate.checkpoint import load_generator
+    from ganimate.runs import load_generator
 
     G, _ = load_generator(cfg.run, checkpoint=cfg.checkpoint, device="cpu")
     G.eval()

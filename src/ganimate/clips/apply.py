@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from ganimate.clips.train import generate, load_clip_generator
+from ganimate.clips.inference import generate, load_clip_generator
 from ganimate.config import option
 from ganimate.errors import GanimateError
 from ganimate.images import make_grid

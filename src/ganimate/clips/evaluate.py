@@ -1,15 +1,18 @@
 """`ganimate clip evaluate RUN`: score a clip run and its baselines on test clips made with a fixed seed.
 
-- Per-frame PSNR and SSIM (Wang et al. 2004, scikit-image) of the generated frames against the true ones.
+- Per-frame PSNR and SSIM (Wang et al. 2004; metrics/pixel.py) of the generated frames against the true ones.
   `predict` draws K noise samples per still (K = 10 by default, as stochastic video prediction papers
   report, e.g. Denton & Fergus 2018) and reports best-of-K (the sample with the best clip mean, per clip)
   and the mean over samples.
-- Digit identity (single-digit MNIST clips): the reference MNIST classifier's accuracy on 28x28 crops
-  around each generated frame's centre of mass, against the clip's digit label, over all samples.
+- Digit identity (single-digit clips whose digits' dataset has a reference classifier: moving-mnist): that
+  classifier's accuracy on 28x28 crops around each generated frame's centre of mass, against the clip's
+  digit label, over all samples.
 - Frame quality: Fréchet distance (metrics/fd.py) between the reference classifier's features of those
   crops and of the crops of the true frames.
 
-Baselines (baselines.py) get the same numbers. One JSON line per call goes to RUN/metrics.jsonl.
+These are the clip metrics of the metric registry (metrics/registry.py, task "clip"), each a function of a
+`ClipContext` returning a dict; `score` runs them. Baselines (baselines.py) get the same numbers. One JSON
+line per call goes to RUN/metrics.jsonl.
 """
 
 from __future__ import annotations
@@ -22,17 +25,20 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from skimage.metrics import structural_similarity
 
-from ganimate.clips.baselines import BASELINES, run_baseline
-from ganimate.clips.train import generate, load_clip_generator, psnr, unknown_frames
+from ganimate.clips.inference import generate, load_clip_generator, unknown_frames
 from ganimate.config import option
-from ganimate.data.moving_mnist import DIGIT, clip_source
+from ganimate.data import has_reference_classifier
+from ganimate.data.moving_mnist import DIGIT, MOVING_DATASETS, clip_source
 from ganimate.errors import GanimateError
 from ganimate.metrics.classifier import embed, load_reference
 from ganimate.metrics.fd import feature_stats, frechet_distance
+from ganimate.metrics.pixel import psnr, ssim
+from ganimate.metrics.registry import Row, compute_metrics, format_table, metric_rows, metrics_for, register_metric
 from ganimate.runs import append_jsonl
 from ganimate.runtime import resolve_device
+
+TASK = "clip"
 
 
 @dataclass
@@ -54,20 +60,6 @@ class ClipEvaluateConfig:
             raise GanimateError(f"--samples must be positive, got {self.samples}")
 
 
-def ssim(pred: np.ndarray, true: np.ndarray, chunk: int = 4096) -> np.ndarray:
-    """SSIM of uint8 grey frames (..., 1, H, W) -> (...), scikit-image's defaults (7x7 window)."""
-    shape = pred.shape[:-3]
-    a = pred.reshape(-1, *pred.shape[-2:]).transpose(1, 2, 0)  # (H, W, M): frames as channels
-    b = true.reshape(-1, *true.shape[-2:]).transpose(1, 2, 0)
-    pad = 3
-    out = []
-    for i in range(0, a.shape[2], chunk):
-        _, full = structural_similarity(a[..., i : i + chunk], b[..., i : i + chunk], data_range=255,
-                                        channel_axis=2, full=True)
-        out.append(full[pad:-pad, pad:-pad].mean((0, 1)))
-    return np.concatenate(out).reshape(shape)
-
-
 def center_crops(frames: np.ndarray) -> np.ndarray:
     """28x28 crops around the centre of mass of uint8 frames (M, 1, H, W) -> (M, 1, 28, 28), zero outside."""
     m, _, h, w = frames.shape
@@ -84,39 +76,127 @@ def center_crops(frames: np.ndarray) -> np.ndarray:
     return padded[np.arange(m)[:, None, None], rows, cols][:, None]
 
 
-def crop_features(frames: np.ndarray, device="cpu") -> tuple[torch.Tensor, torch.Tensor]:
-    """(features, predicted digit) of the centre crops of uint8 frames (M, 1, H, W)."""
-    feats, logits = embed(load_reference("mnist", device), torch.from_numpy(center_crops(frames)))
+def crop_features(frames: np.ndarray, dataset: str, device="cpu") -> tuple[torch.Tensor, torch.Tensor]:
+    """(features, predicted class) of the centre crops of uint8 frames (M, 1, H, W) under the reference
+    classifier of `dataset` (the clips' digits)."""
+    feats, logits = embed(load_reference(dataset, device), torch.from_numpy(center_crops(frames)))
     return feats, logits.argmax(1)
 
 
-def score(task: str, fake: np.ndarray, true: np.ndarray, labels: np.ndarray | None, true_feats=None,
-          device="cpu") -> dict:
-    """Metrics of completed clips fake (K, N, T, 1, H, W) against true clips (N, T, 1, H, W)."""
-    sl = unknown_frames(task)
-    f, t = fake[:, :, sl], true[None, :, sl]
-    p, s = psnr(f, t), ssim(f, np.broadcast_to(t, f.shape))  # (K, N, T')
-    best_p = np.take_along_axis(p, p.mean(2).argmax(0)[None, :, None], 0)[0]  # (N, T')
-    best_s = np.take_along_axis(s, s.mean(2).argmax(0)[None, :, None], 0)[0]
-    r = {"psnr": float(p.mean()), "ssim": float(s.mean()), "psnr_per_frame": p.mean((0, 1)).round(3).tolist(),
-         "ssim_per_frame": s.mean((0, 1)).round(4).tolist()}
-    if len(fake) > 1:
-        r.update({"psnr_best": float(best_p.mean()), "ssim_best": float(best_s.mean()),
-                  "psnr_best_per_frame": best_p.mean(0).round(3).tolist(),
-                  "ssim_best_per_frame": best_s.mean(0).round(4).tolist()})
-    if labels is not None:
-        frames = f.reshape(-1, *f.shape[-3:])
-        feats, pred = crop_features(frames, device)
-        digit = np.broadcast_to(labels[None, :, None, 0], f.shape[:3]).reshape(-1)
-        r["identity"] = float((pred.numpy() == digit).mean())
-        if true_feats is not None:
-            first = feats[: f.shape[1] * f.shape[2]]  # the first sample's frames, as many as the true ones
-            r["fd"] = frechet_distance(*feature_stats(first), *feature_stats(true_feats))
+def digit_dataset(clip_dataset: str, digits: int) -> str | None:
+    """The image dataset whose reference classifier reads the frames of single-digit clips, or None."""
+    source = MOVING_DATASETS.get(clip_dataset)
+    return source if digits == 1 and source is not None and has_reference_classifier(source) else None
+
+
+def pixel_scores(fake: np.ndarray, true: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(PSNR, SSIM) of uint8 frames fake (K, N, T, 1, H, W) against true (N, T, 1, H, W): each (K, N, T)."""
+    f, t = torch.from_numpy(fake), torch.from_numpy(np.ascontiguousarray(true))
+    p = psnr(f, t[None], data_range=255)  # (K, N, T)
+    s = ssim(f.reshape(-1, *f.shape[-3:]), t[None].expand_as(f).reshape(-1, *f.shape[-3:]), data_range=255)
+    return p.numpy(), s.reshape(f.shape[:3]).numpy()
+
+
+@dataclass
+class ClipContext:
+    """Completed clips fake (K, N, T', 1, H, W) and true clips (N, T', 1, H, W) over the task's unknown frames,
+    the clips' digit labels (N, digits) where identity applies, and the true frames' crop features."""
+
+    fake: np.ndarray
+    true: np.ndarray
+    labels: np.ndarray | None = None
+    dataset: str | None = None  # the digits' dataset, whose reference classifier reads the crops
+    true_feats: torch.Tensor | None = None
+    device: str = "cpu"
+    _pixel: tuple[np.ndarray, np.ndarray] | None = None
+    _crops: tuple[torch.Tensor, torch.Tensor] | None = None
+
+    def pixel(self) -> tuple[np.ndarray, np.ndarray]:
+        if self._pixel is None:
+            self._pixel = pixel_scores(self.fake, self.true)
+        return self._pixel
+
+    def crops(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(features, predicted digit) of the crops of every generated frame, sample after sample."""
+        if self._crops is None:
+            self._crops = crop_features(self.fake.reshape(-1, *self.fake.shape[-3:]), self.dataset, self.device)
+        return self._crops
+
+
+def _identity_problem(ctx: ClipContext) -> str | None:
+    if ctx.labels is None or not ctx.dataset:
+        return "needs single-digit clips of digits with a reference classifier"
+    return None
+
+
+def _fd_problem(ctx: ClipContext) -> str | None:
+    return _identity_problem(ctx) or (None if ctx.true_feats is not None else "needs the true frames' features")
+
+
+def _per_sample(name: str, v: np.ndarray, digits: int) -> dict:
+    """{name, name_per_frame} of scores (K, N, T) and, for K > 1, best-of-K (per clip, by its clip mean)."""
+    r = {name: float(v.mean()), f"{name}_per_frame": v.mean((0, 1)).round(digits).tolist()}
+    if len(v) > 1:
+        best = np.take_along_axis(v, v.mean(2).argmax(0)[None, :, None], 0)[0]  # (N, T)
+        r.update({f"{name}_best": float(best.mean()), f"{name}_best_per_frame": best.mean(0).round(digits).tolist()})
     return r
+
+
+def _pixel_rows(name: str, spec: str):
+    def rows(x: dict) -> list[Row]:
+        if name not in x:
+            return []
+        if x.get("task") == "predict":
+            k = x["samples"]
+            return [Row(f"best-of-{k} {name.upper()}", format(x.get(f"{name}_best", x[name]), spec)),
+                    Row(f"mean {name.upper()}", format(x[name], spec))]
+        return [Row("PSNR (dB)" if name == "psnr" else "SSIM", format(x[name], spec))]
+
+    return rows
+
+
+@register_metric("psnr", task=TASK, rows=_pixel_rows("psnr", ".2f"), about="PSNR in dB (metrics.pixel, capped at 60)")
+def psnr_metric(ctx: ClipContext) -> dict:
+    """{"psnr", "psnr_per_frame"} over all samples, and best-of-K ("psnr_best", ...) for K > 1."""
+    return _per_sample("psnr", ctx.pixel()[0], 3)
+
+
+@register_metric("ssim", task=TASK, rows=_pixel_rows("ssim", ".3f"), about="SSIM (metrics.pixel)")
+def ssim_metric(ctx: ClipContext) -> dict:
+    """{"ssim", "ssim_per_frame"} over all samples, and best-of-K ("ssim_best", ...) for K > 1."""
+    return _per_sample("ssim", ctx.pixel()[1], 4)
+
+
+@register_metric("identity", task=TASK, requires=(_identity_problem,), about="digit identity of frame crops",
+                 rows=lambda x: [Row("digit identity", f"{x['identity']:.3f}" if "identity" in x else "n/a")])
+def identity_metric(ctx: ClipContext) -> dict:
+    """{"identity"}: the reference classifier's accuracy on the generated frames' crops, all samples."""
+    digit = np.broadcast_to(ctx.labels[None, :, None, 0], ctx.fake.shape[:3]).reshape(-1)
+    return {"identity": float((ctx.crops()[1].numpy() == digit).mean())}
+
+
+@register_metric("fd", task=TASK, requires=(_fd_problem,), about="Fréchet distance of crop features",
+                 rows=lambda x: [Row("FD (crops)", f"{x['fd']:.2f}" if "fd" in x else "n/a")])
+def fd_metric(ctx: ClipContext) -> dict:
+    """{"fd"} between the crop features of the first sample's frames and of the true frames."""
+    first = ctx.crops()[0][: ctx.fake.shape[1] * ctx.fake.shape[2]]  # as many frames as the true ones
+    return {"fd": frechet_distance(*feature_stats(first), *feature_stats(ctx.true_feats))}
+
+
+def score(task: str, fake: np.ndarray, true: np.ndarray, labels: np.ndarray | None, true_feats=None,
+          device="cpu", dataset: str | None = None) -> dict:
+    """The clip metrics of completed clips fake (K, N, T, 1, H, W) against true clips (N, T, 1, H, W), on the
+    task's unknown frames; identity and fd where `labels` and the digits' `dataset` are given."""
+    sl = unknown_frames(task)
+    ctx = ClipContext(fake[:, :, sl], true[:, sl], labels, dataset, true_feats, str(device))
+    results, _, _ = compute_metrics(TASK, ctx, list(metrics_for(TASK)))
+    return results
 
 
 def evaluate_clips(cfg: ClipEvaluateConfig) -> dict:
     """Score the run's EMA generator and the task's baselines; append the record to RUN/metrics.jsonl."""
+    from ganimate.clips.baselines import BASELINES, run_baseline  # optical flow: OpenCV, imported on use
+
     start = time.perf_counter()
     device = resolve_device(cfg.device)
     G, run_cfg, step = load_clip_generator(cfg.run, cfg.checkpoint, device=device)
@@ -124,54 +204,47 @@ def evaluate_clips(cfg: ClipEvaluateConfig) -> dict:
                       data_dir=run_cfg.data_dir)
     clips, labels = src.clips(cfg.n, cfg.seed)
     task = run_cfg.task
-    with_digits = run_cfg.dataset == "moving-mnist" and run_cfg.digits == 1 and labels is not None
-    labels = labels if with_digits else None
+    dataset = digit_dataset(run_cfg.dataset, run_cfg.digits) if labels is not None else None
+    labels = labels if dataset else None
     true_feats = None
     record = {"step": step, "task": task, "n": cfg.n, "seed": cfg.seed, "frames": run_cfg.frames,
               "size": run_cfg.size, "digits": run_cfg.digits, "dataset": run_cfg.dataset,
               "samples": cfg.samples if task == "predict" else 1, "device": str(device),
               "threads": torch.get_num_threads(), "methods": {}}
-    if with_digits:
+    if dataset:
         true_frames = clips[:, unknown_frames(task)].reshape(-1, 1, run_cfg.size, run_cfg.size)
-        true_feats, pred = crop_features(true_frames, device)
+        true_feats, pred = crop_features(true_frames, dataset, device)
         digit = np.broadcast_to(labels[:, None, 0], clips[:, unknown_frames(task)].shape[:2]).reshape(-1)
         record["identity_true_frames"] = float((pred.numpy() == digit).mean())
     else:
-        record["n/a"] = {"identity, fd": "need single-digit moving-mnist clips (the reference MNIST classifier)"}
+        record["n/a"] = {"identity, fd": "need single-digit clips of digits with a reference classifier "
+                                         "(moving-mnist)"}
     fake = generate(task, G, clips, samples=record["samples"], seed=cfg.seed + 1, device=device)
-    record["methods"]["model"] = score(task, fake, clips, labels, true_feats, device)
+    record["methods"]["model"] = score(task, fake, clips, labels, true_feats, device, dataset)
     for name in BASELINES[task]:
-        record["methods"][name] = score(task, run_baseline(name, clips)[None], clips, labels, true_feats, device)
+        record["methods"][name] = score(task, run_baseline(name, clips)[None], clips, labels, true_feats, device,
+                                        dataset)
     record.update({"eval_s": round(time.perf_counter() - start, 1),
                    "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")})
     append_jsonl(Path(cfg.run) / "metrics.jsonl", record)
     return record
 
 
-def format_clip_tables(r: dict) -> str:
-    """Markdown tables of one record: a summary per method and PSNR per frame index."""
+def clip_tables(r: dict) -> str:
+    """Markdown tables of one `clip evaluate` record: the registered clip metrics per method (and the true
+    frames' digit identity), then PSNR per frame index."""
     m = r["methods"]
     predict = r["task"] == "predict"
     k = r["samples"]
-    cols = ([f"best-of-{k} PSNR", "mean PSNR", f"best-of-{k} SSIM", "mean SSIM"] if predict
-            else ["PSNR (dB)", "SSIM"]) + ["digit identity", "FD (crops)"]
-    lines = [f"| method | {' | '.join(cols)} |", "|---" * (len(cols) + 1) + "|"]
-    for name, x in m.items():
-        vals = ([x.get("psnr_best", x["psnr"]), x["psnr"], x.get("ssim_best", x["ssim"]), x["ssim"]] if predict
-                else [x["psnr"], x["ssim"]])
-        cells = [f"{v:.2f}" if "PSNR" in c else f"{v:.3f}" for c, v in zip(cols, vals, strict=False)]
-        cells += [f"{x['identity']:.3f}" if "identity" in x else "n/a", f"{x['fd']:.2f}" if "fd" in x else "n/a"]
-        lines.append(f"| {name} | {' | '.join(cells)} |")
+    summary = {name: metric_rows(TASK, {"task": r["task"], "samples": k, **x}) for name, x in m.items()}
     if "identity_true_frames" in r:
-        lines.append(f"| true frames | {' | '.join(['-'] * (len(cols) - 2))} | {r['identity_true_frames']:.3f} | 0 |")
+        truth = {"digit identity": f"{r['identity_true_frames']:.3f}", "FD (crops)": "0"}
+        summary["true frames"] = [Row(row.label, truth.get(row.label, "-")) for row in summary["model"]]
     key = "psnr_best_per_frame" if predict else "psnr_per_frame"
-    names = list(m)
-    head = [f"{n} ({'best-of-' + str(k) if predict and n == 'model' else 'PSNR'})" for n in names]
-    lines += ["", f"| frame | {' | '.join(head)} |", "|---" * (len(names) + 1) + "|"]
-    for i in range(len(m["model"][key])):
-        vals = [m[n].get(key, m[n]["psnr_per_frame"])[i] for n in names]
-        lines.append(f"| {1 + i} | {' | '.join(f'{v:.2f}' for v in vals)} |")
-    return "\n".join(lines)
+    head = {n: f"{n} ({'best-of-' + str(k) if predict and n == 'model' else 'PSNR'})" for n in m}
+    frames = {str(1 + i): [Row(head[n], f"{m[n].get(key, m[n]['psnr_per_frame'])[i]:.2f}") for n in m]
+              for i in range(len(m["model"][key]))}
+    return format_table(summary, corner="method") + "\n\n" + format_table(frames, corner="frame")
 
 
 def run_clip_evaluate(cfg: ClipEvaluateConfig) -> dict:
@@ -182,5 +255,5 @@ def run_clip_evaluate(cfg: ClipEvaluateConfig) -> dict:
     else:
         print(f"{cfg.run} step {r['step']}, {r['task']}, {r['n']} test clips of {r['frames']} frames "
               f"{r['size']}x{r['size']}, seed {r['seed']} ({r['eval_s']} s)")
-        print(format_clip_tables(r))
+        print(clip_tables(r))
     return r

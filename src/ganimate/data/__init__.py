@@ -1,4 +1,5 @@
-"""Image datasets: the built-in ones (mnist, fashion-mnist, cifar10, synthetic) and any folder of images.
+"""Image datasets: the built-in ones of the table in `registry` (mnist, fashion-mnist, cifar10, synthetic) and
+any folder of images.
 
 Every loader returns an `ImageDataset` of uint8 (N, C, H, W) images; see `download` for where files
 are looked for and `folder` for how a folder's classes are found.
@@ -13,23 +14,23 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ganimate.data import cifar, folder, mnist, synthetic
+from ganimate.data import folder
+from ganimate.data.registry import (
+    DATASETS,
+    FOLDER_PREFIX,
+    DatasetSpec,
+    dataset_names,
+    get_dataset,
+    register_dataset,
+)
 from ganimate.data.transforms import check_options, convert_channels, resize
 from ganimate.errors import DataError
 
-__all__ = ["BUILTINS", "ImageDataset", "dataset_info", "dataset_names", "has_labelled_test", "has_reference_classifier",
-           "is_image_dataset", "load_dataset"]
+__all__ = ["BUILTINS", "DATASETS", "DatasetSpec", "ImageDataset", "dataset_info", "dataset_names", "get_dataset",
+           "has_labelled_test", "has_reference_classifier", "is_image_dataset", "load_dataset", "register_dataset"]
 
-FOLDER_PREFIX = "folder:"
 SPLITS = ("train", "test")
-
-BUILTINS: dict[str, dict[str, int]] = {
-    "mnist": {"image_size": 28, "channels": 1, "num_classes": 10},
-    "fashion-mnist": {"image_size": 28, "channels": 1, "num_classes": 10},
-    "cifar10": {"image_size": 32, "channels": 3, "num_classes": 10},
-    "synthetic": {"image_size": 28, "channels": 1, "num_classes": 10},
-}
-VALID_SPECS = ", ".join([*BUILTINS, f"{FOLDER_PREFIX}PATH"])
+BUILTINS = DATASETS  # the registry itself, so entries registered later show up here too
 
 
 @dataclass
@@ -66,37 +67,25 @@ class ImageDataset:
         return self.images.shape[2]
 
 
-def dataset_names() -> list[str]:
-    """The image dataset specs `ganimate train` accepts, as shown in messages."""
-    return [*BUILTINS, f"{FOLDER_PREFIX}PATH"]
-
-
 def is_image_dataset(spec: str) -> bool:
-    return spec in BUILTINS or spec.startswith(FOLDER_PREFIX)
+    return spec in DATASETS or spec.startswith(FOLDER_PREFIX)
 
 
 def has_labelled_test(spec: str) -> bool:
     """Whether `spec` has a labelled test split (metrics that score against held-out data need one)."""
-    return spec in BUILTINS
+    return spec in DATASETS and DATASETS[spec].labelled_test
 
 
 def has_reference_classifier(spec: str) -> bool:
     """Whether a reference classifier is defined for `spec` (its weights may still be missing)."""
-    return spec in ("mnist", "fashion-mnist")
-
-
-def _builtin_name(spec: str) -> str:
-    name = spec.strip().lower()
-    if name not in BUILTINS:
-        raise DataError(f"unknown dataset {spec!r}: use one of {VALID_SPECS}")
-    return name
+    return spec in DATASETS and DATASETS[spec].reference_classifier
 
 
 def dataset_info(spec: str) -> dict:
     """Image size, channels and class count of `spec` without loading it (all None for folders)."""
     if spec.startswith(FOLDER_PREFIX):
         return {"image_size": None, "channels": None, "num_classes": None}
-    return dict(BUILTINS[_builtin_name(spec)])
+    return get_dataset(spec).info()
 
 
 def load_dataset(
@@ -110,7 +99,7 @@ def load_dataset(
     download: bool = True,
     log: Callable[[str], object] = print,
 ) -> ImageDataset:
-    """Load dataset `spec` (mnist, fashion-mnist, cifar10, synthetic or folder:PATH) as uint8 tensors.
+    """Load dataset `spec` (a name of the registry or folder:PATH) as uint8 tensors.
 
     `image_size` / `channels` convert the images (default: the dataset's own; 64 for folders).
     `strict` makes unreadable files in a folder an error instead of a logged skip; `download` allows
@@ -131,17 +120,12 @@ def load_dataset(
         )
         return _make(spec, images, labels, classes)
 
-    name = _builtin_name(spec)
-    if name == "synthetic":
-        images, labels, classes = synthetic.load(split)
-    elif name == "cifar10":
-        images, labels, classes = cifar.load(split, data_dir=data_dir, download=download, log=log)
-    else:
-        images, labels, classes = mnist.load(name, split, data_dir=data_dir, download=download, log=log)
+    entry = get_dataset(spec)
+    images, labels, classes = entry.load(entry, split, data_dir=data_dir, download=download, log=log)
     if channels == 1:
         images = convert_channels(images, 1)
     images = convert_channels(resize(images, image_size), channels)
-    return _make(name, images, labels, classes)
+    return _make(entry.name, images, labels, classes)
 
 
 def _make(

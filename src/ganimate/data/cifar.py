@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from ganimate.data import download as dl
+from ganimate.data.spec import DatasetSpec
 from ganimate.errors import DataError
 
 try:
@@ -110,13 +111,14 @@ def _classes(data: bytes, where: str) -> list[str]:
 
 
 def load(
+    spec: DatasetSpec,
     split: str,
     *,
     data_dir: str | Path | None = None,
     download: bool = True,
     log: Callable[[str], object] = print,
 ) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """Images uint8 (N, 3, 32, 32), labels int64 (N,) and the 10 class names of one split."""
+    """Images uint8 (N, 3, 32, 32), labels int64 (N,) and the 10 class names (from the archive) of one split."""
     names = [META, *BATCHES[split]]
 
     def probe(folder: Path) -> Path | None:
@@ -126,8 +128,8 @@ def load(
         return folder / ARCHIVE if (folder / ARCHIVE).is_file() else None
 
     source = dl.locate(
-        "cifar10", probe, [ARCHIVE], f"{ARCHIVE} (or its extracted {FOLDER}/ folder)",
-        data_dir=data_dir, download=download, log=log,
+        spec.name, probe, [ARCHIVE], f"{ARCHIVE} (or its extracted {FOLDER}/ folder)",
+        source=spec.source, data_dir=data_dir, download=download, log=log,
     )
     members = _read_members(source, names)
     classes = _classes(members[META], f"{source}:{META}")

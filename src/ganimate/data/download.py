@@ -14,6 +14,7 @@ import os
 import tempfile
 import urllib.request
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
@@ -24,30 +25,14 @@ T = TypeVar("T")
 SYSTEM_DIRS: list[Path] = [Path("/usr/share/datasets")]
 TIMEOUT_S = 60.0
 
-MIRRORS: dict[str, list[str]] = {
-    "mnist": [
-        "https://ossci-datasets.s3.amazonaws.com/mnist/",
-        "https://storage.googleapis.com/cvdf-datasets/mnist/",
-    ],
-    "fashion-mnist": ["http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"],
-    "cifar10": ["https://www.cs.toronto.edu/~kriz/"],
-}
 
-MD5: dict[str, dict[str, str]] = {
-    "mnist": {
-        "train-images-idx3-ubyte.gz": "f68b3c2dcbeaaa9fbdd348bbdeb94873",
-        "train-labels-idx1-ubyte.gz": "d53e105ee54ea40749a09fcbcd1e9432",
-        "t10k-images-idx3-ubyte.gz": "9fb629c4189551a2d022fa330f9573f3",
-        "t10k-labels-idx1-ubyte.gz": "ec29112dd5afa0611ce80d1b7f02629c",
-    },
-    "fashion-mnist": {
-        "train-images-idx3-ubyte.gz": "8d4fb7e6c68d591d4c3dfef9ec88bf0d",
-        "train-labels-idx1-ubyte.gz": "25c81989df183df01b3e8a0aad5dffbe",
-        "t10k-images-idx3-ubyte.gz": "bef4ecab320f06d8554ea6380940ec79",
-        "t10k-labels-idx1-ubyte.gz": "bb300cfdad3c16e7a12a480ee83cd310",
-    },
-    "cifar10": {"cifar-10-python.tar.gz": "c58f30108f718f92721af3b95e74349a"},
-}
+
+@dataclass(frozen=True)
+class DownloadSpec:
+    """Where a dataset's files can be fetched from: mirror base URLs, tried in order, and each file's md5."""
+
+    mirrors: tuple[str, ...]
+    md5: dict[str, str]
 
 
 class DownloadFailed(Exception):
@@ -81,15 +66,17 @@ def search_dirs(name: str, data_dir: str | Path | None = None) -> list[Path]:
     return dirs
 
 
-def download_file(name: str, filename: str, dest_dir: Path, log: Callable[[str], object] = print) -> Path:
-    """Fetch `filename` of dataset `name` from its mirrors into `dest_dir`, md5-checked, atomically."""
-    expected = MD5[name][filename]
+def download_file(
+    source: DownloadSpec, filename: str, dest_dir: Path, log: Callable[[str], object] = print
+) -> Path:
+    """Fetch `filename` from the mirrors of `source` into `dest_dir`, md5-checked, atomically."""
+    expected = source.md5[filename]
     try:
         dest_dir.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise DownloadFailed(f"cannot create cache folder {dest_dir}: {_one_line(e)}") from None
     errors = []
-    for mirror in MIRRORS[name]:
+    for mirror in source.mirrors:
         url = mirror.rstrip("/") + "/" + filename
         log(f"downloading {url} -> {dest_dir / filename}")
         try:
@@ -113,7 +100,7 @@ def download_file(name: str, filename: str, dest_dir: Path, log: Callable[[str],
         finally:
             if os.path.exists(tmp):
                 os.unlink(tmp)
-    raise DownloadFailed("; ".join(errors) or f"no mirror known for {name}")
+    raise DownloadFailed("; ".join(errors) or f"no mirror known for {filename}")
 
 
 def locate(
@@ -122,14 +109,15 @@ def locate(
     files: list[str],
     what: str,
     *,
+    source: DownloadSpec | None,
     data_dir: str | Path | None = None,
     download: bool = True,
     log: Callable[[str], object] = print,
 ) -> T:
     """Return `probe(folder)` for the first searched folder where it is not None.
 
-    When no folder qualifies and `download` is set, the missing `files` are downloaded into the
-    cache, which is then probed again. `what` describes the files for the error message.
+    When no folder qualifies and `download` is set, the missing `files` are downloaded from `source`
+    into the cache, which is then probed again. `what` describes the files for the error message.
     """
     dirs = search_dirs(name, data_dir)
     for folder in dirs:
@@ -138,13 +126,15 @@ def locate(
             if found is not None:
                 return found
     cache = cache_root() / name
-    if not download or os.environ.get("GANIMATE_OFFLINE", "") not in ("", "0"):
+    if source is None:
+        reason = f"{name} cannot be downloaded"
+    elif not download or os.environ.get("GANIMATE_OFFLINE", "") not in ("", "0"):
         reason = "downloading is disabled (GANIMATE_OFFLINE)" if download else "downloading is disabled"
     else:
         try:
             for filename in files:
                 if not (cache / filename).is_file():
-                    download_file(name, filename, cache, log)
+                    download_file(source, filename, cache, log)
             found = probe(cache)
             if found is not None:
                 return found

@@ -21,6 +21,17 @@ from ganimate.errors import DataError
 
 DIGIT = 28
 SIZES = (32, 48, 64)
+NPY_PREFIX = "npy:"
+MOVING_DATASETS = {"moving-mnist": "mnist", "moving-synthetic": "synthetic"}  # clip dataset -> its digits' dataset
+
+
+def clip_dataset_names() -> list[str]:
+    """The clip dataset specs the clip trainers accept, as shown in messages."""
+    return [*MOVING_DATASETS, f"{NPY_PREFIX}PATH"]
+
+
+def is_clip_dataset(spec: str) -> bool:
+    return spec in MOVING_DATASETS or spec.startswith(NPY_PREFIX)
 
 
 def default_speed(size: int) -> tuple[float, float]:
@@ -186,9 +197,9 @@ class ClipArray(ClipSource):
 
 def clip_source(dataset: str, split: str, *, size: int, frames: int, digits: int, data_dir=None):
     """`moving-mnist` (MNIST digits), `moving-synthetic` (the synthetic bars, for tests) or `npy:PATH`."""
-    if dataset.startswith("npy:"):
-        return ClipArray.from_npy(dataset[4:], split, frames, size)
-    names = {"moving-mnist": "mnist", "moving-synthetic": "synthetic"}
-    if dataset not in names:
-        raise DataError(f"unknown clip dataset {dataset!r}: use moving-mnist, moving-synthetic or npy:PATH")
-    return MovingMNIST.from_dataset(names[dataset], split, data_dir=data_dir, size=size, frames=frames, digits=digits)
+    if dataset.startswith(NPY_PREFIX):
+        return ClipArray.from_npy(dataset[len(NPY_PREFIX):], split, frames, size)
+    if dataset not in MOVING_DATASETS:
+        raise DataError(f"unknown clip dataset {dataset!r}: use one of {', '.join(clip_dataset_names())}")
+    return MovingMNIST.from_dataset(MOVING_DATASETS[dataset], split, data_dir=data_dir, size=size, frames=frames,
+                                    digits=digits)

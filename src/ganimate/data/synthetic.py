@@ -10,8 +10,10 @@ SEED = {"train": 20240, "test": 20241}
 CLASSES = [f"bar-{18 * k}deg" for k in range(10)]
 
 
-def load(split: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """Images uint8 (N, 1, 28, 28), balanced labels int64 (N,), and the 10 class names; same every call."""
+def load(spec: object, split: str, **_: object) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Images uint8 (N, 1, 28, 28), balanced labels int64 (N,), and the 10 class names; same every call.
+
+    Takes a registry loader's arguments (`spec`, `data_dir`, `download`, `log`) and needs none of them."""
     n = COUNT[split]
     rng = np.random.default_rng(SEED[split])
     labels = rng.permutation(np.arange(n) % len(CLASSES)).astype(np.int64)

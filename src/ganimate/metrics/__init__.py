@@ -1,5 +1,8 @@
-"""Evaluation of trained generators: one module per metric family, each a plain function returning a dict.
+"""Evaluation: a registry of metrics (plain named functions returning dicts) and one module per metric family.
 
+- `registry`: `register_metric`, `compute_metrics` and `format_table`, the one table formatter of
+  evaluation results; image, restoration and clip metrics all register here, each under its task.
+- `pixel`: PSNR and SSIM (Wang et al. 2004) in torch, shared by restoration, clips and the trainers.
 - `classifier`: the small per-dataset reference CNNs (features for fd / pr, labels for class_acc) and
   the training recipe shared with CAS.
 - `fd`: Fréchet distance in reference-classifier features (Heusel et al. 2017) with a real-vs-real floor.
@@ -8,11 +11,13 @@
 - `cas`: Classification Accuracy Score (Ravuri & Vinyals 2019).
 - `nn1`: the DCGAN paper's 1-nearest-neighbour test on raw pixels (Radford et al. 2015, §8.1).
 - `cache`: real-data statistics cached under ``$GANIMATE_CACHE/stats``.
-- `evaluate`: `ganimate evaluate RUN` (`EvaluateConfig`, `run_evaluate`), the `METRICS` registry, and
-  `quick_eval` for training's periodic evaluation.
+- `evaluate`: `ganimate evaluate RUN` (`EvaluateConfig`, `run_evaluate`), the image metrics (`METRICS`)
+  and `quick_eval` for training's periodic evaluation.
 """
 
 from ganimate.metrics.classifier import load_reference
 from ganimate.metrics.evaluate import METRICS, EvaluateConfig, quick_eval, run_evaluate
+from ganimate.metrics.registry import Row, compute_metrics, format_table, metric_rows, metrics_for, register_metric
 
-__all__ = ["METRICS", "EvaluateConfig", "load_reference", "quick_eval", "run_evaluate"]
+__all__ = ["METRICS", "EvaluateConfig", "Row", "compute_metrics", "format_table", "load_reference", "metric_rows",
+           "metrics_for", "quick_eval", "register_metric", "run_evaluate"]

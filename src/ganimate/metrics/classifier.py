@@ -21,10 +21,13 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ganimate.data import DATASETS, has_reference_classifier
 from ganimate.errors import GanimateError
 
 WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights"
-REFERENCE_DATASETS = ("mnist", "fashion-mnist")
+# The datasets of the registry (ganimate.data) that name a reference classifier, as of import; the functions
+# below ask the registry itself, so a dataset registered later counts too.
+REFERENCE_DATASETS = tuple(name for name, spec in DATASETS.items() if spec.reference_classifier)
 
 
 @dataclass(frozen=True)
@@ -204,15 +207,16 @@ def reference_paths(dataset: str) -> tuple[Path, Path]:
 
 
 def has_reference(dataset: str) -> bool:
-    return dataset in REFERENCE_DATASETS and all(p.is_file() for p in reference_paths(dataset))
+    return has_reference_classifier(dataset) and all(p.is_file() for p in reference_paths(dataset))
 
 
 def reference_info(dataset: str) -> dict:
     """The JSON record written beside the reference weights (spec, accuracy, sha256, command...)."""
-    if dataset not in REFERENCE_DATASETS:
+    if not has_reference_classifier(dataset):
+        known = [name for name in DATASETS if has_reference_classifier(name)]
         raise GanimateError(
             f"no reference classifier for {dataset}; feature metrics (fd, pr, class_acc) exist only for "
-            f"{', '.join(REFERENCE_DATASETS)}"
+            f"{', '.join(known)}"
         )
     weights, info = reference_paths(dataset)
     if not weights.is_file() or not info.is_file():

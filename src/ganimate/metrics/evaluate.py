@@ -1,8 +1,9 @@
 """`ganimate evaluate RUN`: sample a run's EMA generator and score it against its dataset.
 
-Metrics (one module each): fd (Heusel et al. 2017, reference-classifier features), pr (Kynkäänniemi et
-al. 2019), class_acc (reference classifier on conditional samples), cas (Ravuri & Vinyals 2019) and
-nn1 (Radford et al. 2015, §8.1). Every result is appended as one JSON line to RUN/metrics.jsonl.
+The image metrics of the registry (metrics/registry.py, task "image"), one family module each: fd (Heusel
+et al. 2017, reference-classifier features), pr (Kynkäänniemi et al. 2019), class_acc (reference
+classifier on conditional samples), cas (Ravuri & Vinyals 2019) and nn1 (Radford et al. 2015, §8.1).
+Every result is appended as one JSON line to RUN/metrics.jsonl.
 """
 
 from __future__ import annotations
@@ -10,13 +11,13 @@ from __future__ import annotations
 import datetime
 import json
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from ganimate.config import option
+from ganimate.data import has_labelled_test, has_reference_classifier
 from ganimate.errors import GanimateError
 from ganimate.metrics import cas as cas_mod
 from ganimate.metrics import classifier as clf
@@ -25,8 +26,9 @@ from ganimate.metrics.class_acc import class_acc
 from ganimate.metrics.fd import fd, real_features
 from ganimate.metrics.nn1 import nn1, nn1_real_error
 from ganimate.metrics.pr import precision_recall
+from ganimate.metrics.registry import Row, compute_metrics, format_table, metric_rows, metrics_for, register_metric
 
-LABELLED_TEST = ("mnist", "fashion-mnist", "cifar10", "synthetic")
+TASK = "image"
 
 
 @dataclass
@@ -61,7 +63,7 @@ class Context:
 
 
 def _reference_problem(ctx: Context) -> str | None:
-    if ctx.dataset not in clf.REFERENCE_DATASETS:
+    if not has_reference_classifier(ctx.dataset):
         return f"no reference classifier for {ctx.dataset}"
     if not clf.has_reference(ctx.dataset):
         return f"the {ctx.dataset} reference classifier is not installed"
@@ -77,28 +79,71 @@ def _conditional_problem(ctx: Context) -> str | None:
 
 
 def _test_problem(ctx: Context) -> str | None:
-    if ctx.dataset not in LABELLED_TEST:
-        return f"{ctx.dataset} has no labelled test split"
-    return None
+    return None if has_labelled_test(ctx.dataset) else f"{ctx.dataset} has no labelled test split"
 
 
-def _run_fd(ctx: Context) -> dict:
+# ---------------------------------------------------------------- the image metrics, in table order
+
+
+def _fd_rows(r: dict) -> list[Row]:
+    if "fd" not in r:
+        return []
+    return [Row("fd", f"{r['fd']:.3f}", f"real-vs-real floor {r['fd_floor']:.3f} (N={r['fd_real_n']})")]
+
+
+@register_metric("fd", task=TASK, rows=_fd_rows, requires=(_reference_problem,),
+                 about="Fréchet distance in reference-classifier features")
+def fd_metric(ctx: Context) -> dict:
+    """{"fd", "fd_floor", "fd_real_n"}: FD of the samples' features against the test set's, and the floor."""
     return fd(ctx.embedded()[0], ctx.dataset, ctx.data_dir)
 
 
-def _run_pr(ctx: Context) -> dict:
+def _pr_rows(r: dict) -> list[Row]:
+    if "precision" not in r:
+        return []
+    return [Row("precision", f"{r['precision']:.3f}", "k=3 manifolds in classifier features"),
+            Row("recall", f"{r['recall']:.3f}")]
+
+
+@register_metric("pr", task=TASK, rows=_pr_rows, requires=(_reference_problem,),
+                 about="k-NN precision and recall (k=3)")
+def pr_metric(ctx: Context) -> dict:
+    """{"precision", "recall"} against as many real test images as samples (at most the test set)."""
     n_test = len(real_images(ctx.dataset, "test", data_dir=ctx.data_dir)[0])
     real = real_features(ctx.dataset, "test", min(ctx.n, n_test), ctx.data_dir)["features"]
     return precision_recall(torch.from_numpy(real), ctx.embedded()[0])
 
 
-def _run_class_acc(ctx: Context) -> dict:
+def _class_acc_rows(r: dict) -> list[Row]:
+    if "class_acc" not in r:
+        return []
+    rows = [Row("class_acc", f"{r['class_acc']:.4f}",
+                f"reference classifier on real test images {r['class_acc_reference']:.4f}")]
+    if "class_acc_per_class" in r:
+        per = " ".join(f"{k}:{v:.3f}" for k, v in enumerate(r["class_acc_per_class"]))
+        rows.append(Row("class_acc per class", per, detail=True))
+    return rows
+
+
+@register_metric("class_acc", task=TASK, rows=_class_acc_rows, requires=(_conditional_problem, _reference_problem),
+                 about="reference-classifier accuracy on conditional samples")
+def class_acc_metric(ctx: Context) -> dict:
+    """{"class_acc", "class_acc_per_class", "class_acc_reference"} (the last on real test images)."""
     out = class_acc(ctx.embedded()[1].argmax(1), ctx.labels[: ctx.n], ctx.num_classes)
     out["class_acc_reference"] = clf.reference_info(ctx.dataset)["test_accuracy"]
     return out
 
 
-def _run_cas(ctx: Context) -> dict:
+def _cas_rows(r: dict) -> list[Row]:
+    if "cas" not in r:
+        return []
+    return [Row("cas", f"{r['cas']:.4f}", f"same training on {r['n']} real images {r['cas_real']:.4f}")]
+
+
+@register_metric("cas", task=TASK, rows=_cas_rows, requires=(_conditional_problem, _test_problem),
+                 about="classifier trained on samples, real-test accuracy")
+def cas_metric(ctx: Context) -> dict:
+    """{"cas", "cas_real"}: CAS of the first n samples, and of n real training images."""
     test_x, test_y = ctx.test_set()
     n = ctx.n
     kw = dict(seed=ctx.seed, data_dir=ctx.data_dir, **ctx.data_format())
@@ -108,7 +153,21 @@ def _run_cas(ctx: Context) -> dict:
     }
 
 
-def _run_nn1(ctx: Context) -> dict:
+def _nn1_rows(r: dict) -> list[Row]:
+    rows = []
+    for key in r:
+        if key.startswith("nn1_error_"):
+            n = key.rsplit("_", 1)[1]
+            real = r.get(f"nn1_real_error_{n}")
+            ref = "" if real is None else f"fitted on {n} real training images {real:.4f}"
+            rows.append(Row(f"nn1 error @{n}", f"{r[key]:.4f}", ref))
+    return rows
+
+
+@register_metric("nn1", task=TASK, rows=_nn1_rows, requires=(_conditional_problem, _test_problem),
+                 about="1-NN on raw pixels fitted on samples")
+def nn1_metric(ctx: Context) -> dict:
+    """{"nn1_error_N", "nn1_real_error_N"} for each N of ctx.nn1_sizes."""
     test_x, test_y = ctx.test_set()
 
     def real_error(n: int) -> float:
@@ -117,30 +176,7 @@ def _run_nn1(ctx: Context) -> dict:
     return nn1(ctx.images, ctx.labels, test_x, test_y, list(ctx.nn1_sizes), real_error)
 
 
-@dataclass(frozen=True)
-class Metric:
-    """A metric family: its computation and the checks that say why it does not apply to a run."""
-
-    compute: Callable[[Context], dict]
-    requires: tuple[Callable[[Context], str | None], ...]
-    about: str
-
-    def problem(self, ctx: Context) -> str | None:
-        for check in self.requires:
-            reason = check(ctx)
-            if reason:
-                return reason
-        return None
-
-
-METRICS: dict[str, Metric] = {
-    "fd": Metric(_run_fd, (_reference_problem,), "Fréchet distance in reference-classifier features"),
-    "pr": Metric(_run_pr, (_reference_problem,), "k-NN precision and recall (k=3)"),
-    "class_acc": Metric(_run_class_acc, (_conditional_problem, _reference_problem),
-                        "reference-classifier accuracy on conditional samples"),
-    "cas": Metric(_run_cas, (_conditional_problem, _test_problem), "classifier trained on samples, real-test accuracy"),
-    "nn1": Metric(_run_nn1, (_conditional_problem, _test_problem), "1-NN on raw pixels fitted on samples"),
-}
+METRICS = metrics_for(TASK)  # name -> Metric, the metrics `ganimate evaluate` knows
 ALL = ",".join(METRICS)
 
 
@@ -199,28 +235,10 @@ def _to_nchw(x) -> torch.Tensor:
     return torch.from_numpy(x).permute(0, 3, 1, 2).contiguous()
 
 
-def compute_metrics(ctx: Context, names: list[str], strict: bool, log=None) -> tuple[dict, dict, dict]:
-    """(results, {name: reason it does not apply}, {name: seconds}) for the metric families `names`."""
-    results, na, seconds = {}, {}, {}
-    for name in names:
-        metric = METRICS[name]
-        reason = metric.problem(ctx)
-        if reason:
-            if strict:
-                raise GanimateError(f"{name} {reason}" if reason.startswith("needs") else f"{name}: {reason}")
-            na[name] = reason
-            continue
-        start = time.perf_counter()
-        results.update(metric.compute(ctx))
-        seconds[name] = round(time.perf_counter() - start, 2)
-        if log is not None:
-            log(f"{name}: {seconds[name]:.1f}s")
-    return results, na, seconds
-
-
 def run_evaluate(cfg: EvaluateConfig, log=None) -> dict:
     """Evaluate the run's checkpoint, append the record to RUN/metrics.jsonl, print it; returns the record."""
-    from ganimate.checkpoint import load_checkpoint, load_generator, resolve_checkpoint
+    from ganimate.checkpoint import load_checkpoint, resolve_checkpoint
+    from ganimate.runs import append_jsonl, load_generator
     from ganimate.runtime import resolve_device
     from ganimate.sample import generate, sample_labels
 
@@ -240,7 +258,7 @@ def run_evaluate(cfg: EvaluateConfig, log=None) -> dict:
     strict = set(names) != set(METRICS)
     applicable = [m for m in names if not METRICS[m].problem(ctx)]
     if strict and len(applicable) < len(names):
-        compute_metrics(ctx, [m for m in names if m not in applicable], strict=True)
+        compute_metrics(TASK, ctx, [m for m in names if m not in applicable], strict=True)
     counts = [cfg.n for m in applicable if m != "nn1"] + [s for s in cfg.sizes if "nn1" in applicable]
     seconds = {}
     if counts:
@@ -248,7 +266,7 @@ def run_evaluate(cfg: EvaluateConfig, log=None) -> dict:
         ctx.labels = sample_labels(max(counts), G.num_classes)
         ctx.images = _to_nchw(generate(G, max(counts), cfg.seed, ctx.labels))
         seconds["generate"] = round(time.perf_counter() - t, 2)
-    results, na, metric_seconds = compute_metrics(ctx, names, strict=False, log=log)
+    results, na, metric_seconds = compute_metrics(TASK, ctx, names, strict=False, log=log)
     seconds.update(metric_seconds)
     seconds["total"] = round(time.perf_counter() - start, 2)
     now = datetime.datetime.now().astimezone().isoformat(timespec="seconds")
@@ -256,48 +274,23 @@ def run_evaluate(cfg: EvaluateConfig, log=None) -> dict:
         "step": step, "checkpoint": str(ckpt), "time": now, "n": cfg.n, "seed": cfg.seed,
         "dataset": train_cfg.dataset, **results, "n/a": na, "seconds": seconds,
     }
-    with open(run_dir / "metrics.jsonl", "a") as f:
-        f.write(json.dumps(record) + "\n")
-    print(json.dumps(record) if cfg.json else format_table(record, run_dir))
+    append_jsonl(run_dir / "metrics.jsonl", record)
+    print(json.dumps(record) if cfg.json else image_table(record, run_dir))
     return record
 
 
-def _fmt(v) -> str:
+def _seconds(v) -> str:
     return f"{v:.4g}" if isinstance(v, float) else str(v)
 
 
-def format_table(record: dict, run_dir: Path | str = "") -> str:
-    """A readable table of one metrics record: metric, value, and the real-data reference beside it."""
-    rows: list[tuple[str, str, str]] = []
+def image_table(record: dict, run_dir: Path | str = "") -> str:
+    """The table of one `ganimate evaluate` record: metric, value, and the real-data reference beside it."""
     r = record
-    if "fd" in r:
-        rows.append(("fd", f"{r['fd']:.3f}", f"real-vs-real floor {r['fd_floor']:.3f} (N={r['fd_real_n']})"))
-    if "precision" in r:
-        rows.append(("precision", f"{r['precision']:.3f}", "k=3 manifolds in classifier features"))
-        rows.append(("recall", f"{r['recall']:.3f}", ""))
-    if "class_acc" in r:
-        rows.append(("class_acc", f"{r['class_acc']:.4f}",
-                     f"reference classifier on real test images {r['class_acc_reference']:.4f}"))
-    if "cas" in r:
-        rows.append(("cas", f"{r['cas']:.4f}", f"same training on {r['n']} real images {r['cas_real']:.4f}"))
-    for key in r:
-        if key.startswith("nn1_error_"):
-            n = key.rsplit("_", 1)[1]
-            real = r.get(f"nn1_real_error_{n}")
-            ref = "" if real is None else f"fitted on {n} real training images {real:.4f}"
-            rows.append((f"nn1 error @{n}", f"{r[key]:.4f}", ref))
-    for name, reason in r.get("n/a", {}).items():
-        rows.append((name, "n/a", reason))
-    width = max([len(a) for a, _, _ in rows] + [6])
-    lines = [f"{run_dir} step {r['step']} ({Path(r['checkpoint']).name}), {r['dataset']}, n={r['n']}, seed {r['seed']}"]
-    lines += [f"  {a:<{width}}  {b:>8}  {c}".rstrip() for a, b, c in rows]
-    if "class_acc_per_class" in r:
-        per = " ".join(f"{k}:{v:.3f}" for k, v in enumerate(r["class_acc_per_class"]))
-        lines.append(f"  class_acc per class  {per}")
+    rows = metric_rows(TASK, r) + [Row(name, "n/a", reason) for name, reason in r.get("n/a", {}).items()]
+    title = f"{run_dir} step {r['step']} ({Path(r['checkpoint']).name}), {r['dataset']}, n={r['n']}, seed {r['seed']}"
     secs = r.get("seconds", {})
-    if secs:
-        lines.append("  seconds  " + " ".join(f"{k} {_fmt(v)}" for k, v in secs.items()))
-    return "\n".join(lines)
+    footer = ["seconds  " + " ".join(f"{k} {_seconds(v)}" for k, v in secs.items())] if secs else []
+    return format_table(rows, title=title, footer=footer)
 
 
 @torch.no_grad()
@@ -318,8 +311,7 @@ def quick_eval(G, dataset: str, n: int = 2000, device: str = "cpu", *, data_dir:
         if _reference_problem(ctx) is None:
             ctx.labels = sample_labels(n, G.num_classes)
             ctx.images = _to_nchw(generate(G, n, seed, ctx.labels))
-        results, na, _ = compute_metrics(ctx, ["fd", "class_acc"], strict=False)
+        results, na, _ = compute_metrics(TASK, ctx, ["fd", "class_acc"], strict=False)
     finally:
         G.train(was_training)
     return {**results, "n/a": na} if na else results
-

@@ -1,24 +1,23 @@
-"""Model zoo: generators and discriminators, rebuilt from a config alone."""
+"""Model zoo: generators and discriminators, rebuilt from a config alone.
 
-from ganimate.errors import GanimateError
-from ganimate.models.dcgan import ARCHS, Discriminator, Generator, build_models, count_params
+`registry.ARCHITECTURES` is the table of image GAN architectures (fast, paper, tutorial, registered in `dcgan`).
+"""
 
-# What each architecture starts from when --g-width / --d-width / --lr-g / --lr-d are not given. The fast
-# preset's learning rate is measured in bench/RESULTS.md; paper and tutorial keep DCGAN's 2e-4.
-ARCH_DEFAULTS = {
-    "fast": {"g_width": 192, "d_width": 32, "lr_g": 6e-4, "lr_d": 6e-4},
-    "paper": {"g_width": 256, "d_width": 64, "lr_g": 2e-4, "lr_d": 2e-4},
-    "tutorial": {"g_width": 256, "d_width": 64, "lr_g": 2e-4, "lr_d": 2e-4},
-}
+from ganimate.models.dcgan import Discriminator, Generator, build_models, count_params
+from ganimate.models.registry import ARCHITECTURES, ArchSpec, get_arch, register_arch
+
+ARCHS = tuple(ARCHITECTURES)  # as of import; check_arch and build_models ask the table itself
 
 
 def check_arch(name: str) -> None:
-    if name not in ARCHS:
-        raise GanimateError(f"unknown arch {name!r}: choose from {', '.join(ARCHS)}")
+    """A one-line GanimateError unless `name` is a registered architecture."""
+    get_arch(name)
 
 
 def arch_defaults(name: str) -> dict:
-    return dict(ARCH_DEFAULTS[name])
+    """g_width, d_width, lr_g and lr_d of architecture `name`."""
+    return get_arch(name).defaults()
 
 
-__all__ = ["ARCHS", "Discriminator", "Generator", "arch_defaults", "build_models", "check_arch", "count_params"]
+__all__ = ["ARCHITECTURES", "ARCHS", "ArchSpec", "Discriminator", "Generator", "arch_defaults", "build_models",
+           "check_arch", "count_params", "get_arch", "register_arch"]

@@ -1,6 +1,7 @@
 """DCGAN generators and discriminators (Radford et al. 2015), conditional or not.
 
-Two architectures, selected by name:
+Three architectures, each a generator / discriminator class pair registered under its name with its
+default widths and learning rates (`ganimate.models.registry`):
 
 - ``paper``: the design of "Generating Video from Images using GANs" (IJITEE 2020).
   G: z -> dense -> (base x base x 256) -> 5x5 Conv2DTranspose upsampling with batch
@@ -26,7 +27,9 @@ through a projection (Miyato & Koyama 2018): logit += <embed(y), features>.
 Labels may be int64 class indices (B,) or float class weights (B, K); a blend of
 one-hot rows interpolates between classes (used by class morph videos).
 
-All sizes come from the config, so a checkpoint's config rebuilds the models.
+All sizes come from the config, so a checkpoint's config rebuilds the models. The pairs share
+`DCGANGenerator` (embedding, dense layer, upsampling stack) and `DCGANDiscriminator` (feature stack,
+dense logit, projection); a subclass supplies only its stack.
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-ARCHS = ("paper", "tutorial", "fast")
+from ganimate.models.registry import ArchSpec, get_arch, register_arch
 
 
 def class_weights(y: torch.Tensor | None, num_classes: int, dtype: torch.dtype) -> torch.Tensor | None:
@@ -57,8 +60,8 @@ def upsampling_plan(image_size: int) -> tuple[int, int]:
     return image_size // (2**n), n
 
 
-class Generator(nn.Module):
-    """z (B, z_dim) [+ class] -> image (B, C, H, W) in [-1, 1]."""
+class DCGANGenerator(nn.Module):
+    """z (B, z_dim) [+ class] -> dense -> (width, base, base) -> `upsampling` stack -> image (B, C, H, W) in [-1, 1]."""
 
     def __init__(
         self,
@@ -69,7 +72,6 @@ class Generator(nn.Module):
         width: int = 256,
         embed_dim: int = 50,
         bn_affine: bool = True,
-        arch: str = "paper",
     ):
         super().__init__()
         self.z_dim, self.image_size, self.channels, self.num_classes = z_dim, image_size, channels, num_classes
@@ -79,31 +81,11 @@ class Generator(nn.Module):
         in_dim = z_dim + (embed_dim if num_classes else 0)
         self.fc = nn.Linear(in_dim, width * self.base * self.base, bias=False)
         self.fc_norm = nn.BatchNorm2d(width, affine=bn_affine)
+        self.net = nn.Sequential(*self.upsampling(width, n_up, channels, bn_affine))
 
-        def up(cin, cout, stride):
-            return [
-                nn.ConvTranspose2d(cin, cout, 5, stride, 2, output_padding=stride - 1, bias=False),
-                nn.BatchNorm2d(cout, affine=bn_affine),
-                nn.LeakyReLU(0.2),
-            ]
-
-        def up4(cin, cout):  # 4x4 stride 2: every output pixel gets the same number of taps
-            return [nn.ConvTranspose2d(cin, cout, 4, 2, 1, bias=False), nn.BatchNorm2d(cout, affine=bn_affine),
-                    nn.LeakyReLU(0.2)]
-
-        if arch == "fast":
-            layers, c = [], width
-            for _ in range(n_up - 1):
-                layers += up4(c, max(c // 2, 16))
-                c = max(c // 2, 16)
-            layers += [nn.ConvTranspose2d(c, channels, 4, 2, 1), nn.Tanh()]
-        else:
-            layers, c = up(width, width // 2, 1), width // 2
-            for _ in range(n_up - 1):
-                layers += up(c, max(c // 2, 16), 2)
-                c = max(c // 2, 16)
-            layers += [nn.ConvTranspose2d(c, channels, 5, 2, 2, output_padding=1), nn.Tanh()]
-        self.net = nn.Sequential(*layers)
+    def upsampling(self, width: int, n_up: int, channels: int, bn_affine: bool) -> list[nn.Module]:
+        """Layers from (B, width, base, base) to (B, channels, base * 2**n_up, ...), ending in tanh."""
+        raise NotImplementedError
 
     def forward(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         if self.embed is not None:
@@ -115,12 +97,13 @@ class Generator(nn.Module):
         return self.net(h)  # (B, C, H, W)
 
 
-class Discriminator(nn.Module):
-    """image (B, C, H, W) [+ class] -> real/fake logit (B,)."""
+class DCGANDiscriminator(nn.Module):
+    """image (B, C, H, W) [+ class] -> `downsampling` stack -> flatten, dropout -> real/fake logit (B,)."""
+
+    dropout = 0.0
 
     def __init__(
         self,
-        arch: str = "paper",
         image_size: int = 28,
         channels: int = 1,
         num_classes: int = 0,
@@ -129,37 +112,16 @@ class Discriminator(nn.Module):
     ):
         super().__init__()
         self.num_classes = num_classes
-        if arch == "paper":
-            layers, c, s = [], channels, image_size
-            for mult in (1, 2, 4):
-                layers += [
-                    nn.Conv2d(c, width * mult, 3, 1, 1),
-                    nn.AvgPool2d(2),
-                    nn.BatchNorm2d(width * mult, affine=bn_affine),
-                    nn.LeakyReLU(0.2),
-                ]
-                c, s = width * mult, s // 2
-            dropout = 0.4
-        elif arch == "tutorial":
-            layers, c, s = [], channels, image_size
-            for mult in (1, 2):
-                layers += [nn.Conv2d(c, width * mult, 5, 2, 2), nn.LeakyReLU(0.2), nn.Dropout(0.3)]
-                c, s = width * mult, (s + 1) // 2
-            dropout = 0.0
-        elif arch == "fast":
-            layers, c, s, mult = [nn.Conv2d(channels, width, 4, 2, 1), nn.LeakyReLU(0.2)], width, image_size // 2, 1
-            while s > 8:
-                mult *= 2
-                layers += [nn.Conv2d(c, width * mult, 4, 2, 1), nn.BatchNorm2d(width * mult, affine=bn_affine),
-                           nn.LeakyReLU(0.2)]
-                c, s = width * mult, s // 2
-            dropout = 0.0
-        else:
-            raise ValueError(f"unknown arch {arch!r}: choose from {', '.join(ARCHS)}")
+        layers, c, s = self.downsampling(image_size, channels, width, bn_affine)
         features = c * s * s
-        self.features = nn.Sequential(*layers, nn.Flatten(), nn.Dropout(dropout))
+        self.features = nn.Sequential(*layers, nn.Flatten(), nn.Dropout(self.dropout))
         self.fc = nn.Linear(features, 1)
         self.embed = nn.Linear(num_classes, features, bias=False) if num_classes else None
+
+    def downsampling(self, image_size: int, channels: int, width: int,
+                     bn_affine: bool) -> tuple[list[nn.Module], int, int]:
+        """(layers, output channels, output side) of the convolutional stack."""
+        raise NotImplementedError
 
     def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         h = self.features(x)  # (B, F)
@@ -169,6 +131,123 @@ class Discriminator(nn.Module):
                 raise ValueError("this discriminator is conditional: pass class labels")
             out = out + (self.embed(class_weights(y, self.num_classes, h.dtype)) * h).sum(1)
         return out
+
+
+# ---------------------------------------------------------------- fast: the CPU preset
+
+
+class FastGenerator(DCGANGenerator):
+    """4x4 stride-2 transposed convolutions, halving the channels down to 16: every output pixel gets the same
+    number of taps, so no checkerboard."""
+
+    def upsampling(self, width, n_up, channels, bn_affine):
+        layers, c = [], width
+        for _ in range(n_up - 1):
+            layers += [nn.ConvTranspose2d(c, max(c // 2, 16), 4, 2, 1, bias=False),
+                       nn.BatchNorm2d(max(c // 2, 16), affine=bn_affine), nn.LeakyReLU(0.2)]
+            c = max(c // 2, 16)
+        return [*layers, nn.ConvTranspose2d(c, channels, 4, 2, 1), nn.Tanh()]
+
+
+class FastDiscriminator(DCGANDiscriminator):
+    """4x4 stride-2 convolutions (width, 2 width, ...) down to 8x8 or less, batch norm after the first."""
+
+    def downsampling(self, image_size, channels, width, bn_affine):
+        layers, c, s, mult = [nn.Conv2d(channels, width, 4, 2, 1), nn.LeakyReLU(0.2)], width, image_size // 2, 1
+        while s > 8:
+            mult *= 2
+            layers += [nn.Conv2d(c, width * mult, 4, 2, 1), nn.BatchNorm2d(width * mult, affine=bn_affine),
+                       nn.LeakyReLU(0.2)]
+            c, s = width * mult, s // 2
+        return layers, c, s
+
+
+# Adam's learning rate is measured in bench/RESULTS.md.
+register_arch(ArchSpec("fast", FastGenerator, FastDiscriminator, g_width=192, d_width=32, lr_g=6e-4, lr_d=6e-4))
+
+
+# ---------------------------------------------------------------- paper: "Generating Video from Images using GANs"
+
+
+class PaperGenerator(DCGANGenerator):
+    """5x5 transposed convolutions: one at stride 1 halving the width, then stride-2 ones halving it down to 16."""
+
+    def upsampling(self, width, n_up, channels, bn_affine):
+        def up(cin, cout, stride):
+            return [nn.ConvTranspose2d(cin, cout, 5, stride, 2, output_padding=stride - 1, bias=False),
+                    nn.BatchNorm2d(cout, affine=bn_affine), nn.LeakyReLU(0.2)]
+
+        layers, c = up(width, width // 2, 1), width // 2
+        for _ in range(n_up - 1):
+            layers += up(c, max(c // 2, 16), 2)
+            c = max(c // 2, 16)
+        return [*layers, nn.ConvTranspose2d(c, channels, 5, 2, 2, output_padding=1), nn.Tanh()]
+
+
+class PaperDiscriminator(DCGANDiscriminator):
+    """3x3 convolutions (width, 2 width, 4 width), each followed by 2x2 average pooling, batch norm, LeakyReLU."""
+
+    dropout = 0.4
+
+    def downsampling(self, image_size, channels, width, bn_affine):
+        layers, c, s = [], channels, image_size
+        for mult in (1, 2, 4):
+            layers += [nn.Conv2d(c, width * mult, 3, 1, 1), nn.AvgPool2d(2),
+                       nn.BatchNorm2d(width * mult, affine=bn_affine), nn.LeakyReLU(0.2)]
+            c, s = width * mult, s // 2
+        return layers, c, s
+
+
+register_arch(ArchSpec("paper", PaperGenerator, PaperDiscriminator, g_width=256, d_width=64, lr_g=2e-4, lr_d=2e-4))
+
+
+# ---------------------------------------------------------------- tutorial: TensorFlow's DCGAN tutorial
+
+
+class TutorialDiscriminator(DCGANDiscriminator):
+    """Two 5x5 stride-2 convolutions (width, 2 width), each with LeakyReLU and dropout 0.3."""
+
+    def downsampling(self, image_size, channels, width, bn_affine):
+        layers, c, s = [], channels, image_size
+        for mult in (1, 2):
+            layers += [nn.Conv2d(c, width * mult, 5, 2, 2), nn.LeakyReLU(0.2), nn.Dropout(0.3)]
+            c, s = width * mult, (s + 1) // 2
+        return layers, c, s
+
+
+register_arch(ArchSpec("tutorial", PaperGenerator, TutorialDiscriminator, g_width=256, d_width=64, lr_g=2e-4,
+                       lr_d=2e-4))
+
+
+# ---------------------------------------------------------------- building
+
+
+def Generator(
+    z_dim: int = 100,
+    image_size: int = 28,
+    channels: int = 1,
+    num_classes: int = 0,
+    width: int = 256,
+    embed_dim: int = 50,
+    bn_affine: bool = True,
+    arch: str = "paper",
+) -> DCGANGenerator:
+    """The generator of architecture `arch` (not initialised; see `build_models`). Once the class that branched
+    on `arch`; kept for callers that name the architecture as a string."""
+    return get_arch(arch).generator(z_dim, image_size, channels, num_classes, width, embed_dim, bn_affine)
+
+
+def Discriminator(
+    arch: str = "paper",
+    image_size: int = 28,
+    channels: int = 1,
+    num_classes: int = 0,
+    width: int = 64,
+    bn_affine: bool = True,
+) -> DCGANDiscriminator:
+    """The discriminator of architecture `arch` (not initialised; see `build_models`). Once the class that
+    branched on `arch`; restore.model builds its pair discriminator with it."""
+    return get_arch(arch).discriminator(image_size, channels, num_classes, width, bn_affine)
 
 
 def init_weights(module: nn.Module) -> None:
@@ -183,12 +262,12 @@ def init_weights(module: nn.Module) -> None:
             nn.init.zeros_(m.bias)
 
 
-def build_models(cfg) -> tuple[Generator, Discriminator]:
-    """Build (G, D) from a TrainConfig (or anything with the same fields), DCGAN-initialised."""
+def build_models(cfg) -> tuple[DCGANGenerator, DCGANDiscriminator]:
+    """Build (G, D) of `cfg.arch` from a TrainConfig (or anything with the same fields), DCGAN-initialised."""
+    spec = get_arch(cfg.arch)
     num_classes = cfg.num_classes if cfg.conditional else 0
-    G = Generator(cfg.z_dim, cfg.image_size, cfg.channels, num_classes, cfg.g_width, bn_affine=cfg.bn_affine,
-                  arch=cfg.arch)
-    D = Discriminator(cfg.arch, cfg.image_size, cfg.channels, num_classes, cfg.d_width, bn_affine=cfg.bn_affine)
+    G = spec.generator(cfg.z_dim, cfg.image_size, cfg.channels, num_classes, cfg.g_width, bn_affine=cfg.bn_affine)
+    D = spec.discriminator(cfg.image_size, cfg.channels, num_classes, cfg.d_width, bn_affine=cfg.bn_affine)
     init_weights(G)
     init_weights(D)
     return G, D

@@ -20,7 +20,7 @@ from ganimate.config import option
 from ganimate.errors import GanimateError
 from ganimate.images import save_png, to_uint8
 from ganimate.restore.degrade import TASKS
-from ganimate.restore.train import load_restorer, read_run_config, restore
+from ganimate.restore.inference import load_restorer, read_run_config, restore
 
 MODES = {1: "L", 3: "RGB"}
 

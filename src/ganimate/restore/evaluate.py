@@ -5,7 +5,8 @@ Rows: the degraded input itself, every baseline of the task with the grid point 
 validation images (held out from training, never the test set), each model run (the GAN and, with
 --compare, the L1-only ablation) and the clean images as the reference. Columns: PSNR, SSIM, the
 reference classifier's accuracy, the FD of restored vs clean test features and sharpness (gradient
-energy relative to the clean images; 1 is the clean images' own) (`restore.metrics`).
+energy relative to the clean images; 1 is the clean images' own): the restore metrics of the metric
+registry (`restore.metrics`), shown by its one table formatter.
 """
 
 from __future__ import annotations
@@ -18,14 +19,16 @@ from pathlib import Path
 import torch
 
 from ganimate.config import option
+from ganimate.data import has_reference_classifier
 from ganimate.errors import GanimateError
 from ganimate.images import atomic_write
 from ganimate.metrics.classifier import embed, load_reference
 from ganimate.metrics.fd import feature_stats
+from ganimate.metrics.registry import MISSING, Row, fmt, format_table, metric_rows
 from ganimate.restore.baselines import baselines_for, run_baseline, tune
 from ganimate.restore.degrade import degraded_split, to_full
-from ganimate.restore.metrics import score
-from ganimate.restore.train import VAL_SEED, load_restorer, load_split, restore
+from ganimate.restore.inference import VAL_SEED, load_restorer, load_split, restore
+from ganimate.restore.metrics import TASK, score
 from ganimate.runs import append_jsonl
 
 PREVIEW = 10  # test images kept per row for figures
@@ -55,21 +58,16 @@ class RestoreEvaluateConfig:
         return [self.run] + [r.strip() for r in (self.compare or "").split(",") if r.strip()]
 
 
-def _fmt(v, spec: str) -> str:
-    return "—" if v is None else format(v, spec)
-
-
-def format_rows(record: dict) -> str:
-    """A markdown table of an evaluation record."""
-    lines = ["| method | tuned parameters | PSNR dB | SSIM | sharpness | class acc | FD | training | wall time s |",
-             "|---|---|---|---|---|---|---|---|---|"]
+def restore_table(record: dict) -> str:
+    """A markdown table of a `restore evaluate` record: one line per method, the registered restore
+    metrics' columns (restore/metrics.py) between its tuned parameters and its training and wall time."""
+    subjects = {}
     for r in record["rows"]:
         params = ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in r["params"].items())
-        training = f"{r['steps']:,} steps" if r.get("steps") else "—"
-        lines.append(f"| {r['method']} | {params or '—'} | {_fmt(r['psnr'], '.2f')} | {_fmt(r['ssim'], '.3f')} | "
-                     f"{_fmt(r.get('sharpness'), '.2f')} | {_fmt(r.get('class_acc'), '.4f')} | "
-                     f"{_fmt(r.get('fd'), '.2f')} | {training} | {_fmt(r.get('wall_s'), '.0f')} |")
-    return "\n".join(lines)
+        training = f"{r['steps']:,} steps" if r.get("steps") else MISSING
+        subjects[r["method"]] = [Row("tuned parameters", params or MISSING), *metric_rows(TASK, r),
+                                 Row("training", training), Row("wall time s", fmt(r.get("wall_s"), ".0f"))]
+    return format_table(subjects, corner="method")
 
 
 def evaluate_restoration(runs: list[str | Path], n: int = 10000, tune_n: int = 500, baselines: bool = True,
@@ -89,7 +87,7 @@ def evaluate_restoration(runs: list[str | Path], n: int = 10000, tune_n: int = 5
     test_images, test_labels = test_images[:n], None if test_labels is None else test_labels[:n]
     clean = test_images.float() / 255  # (N, C, H, W)
     obs = degraded_split(test_images, deg)
-    has_classifier = test_labels is not None and cfg.dataset in ("mnist", "fashion-mnist")
+    has_classifier = test_labels is not None and has_reference_classifier(cfg.dataset)
     clean_stats = feature_stats(embed(load_reference(cfg.dataset), test_images)[0]) if has_classifier else None
 
     rows, previews = [], {}
@@ -139,7 +137,7 @@ def run_restore_evaluate(cfg: RestoreEvaluateConfig) -> list[Path]:
     """Print the table, append the record to RUN/metrics.jsonl and write RUN/restore_eval.md."""
     record, _ = evaluate_restoration(cfg.runs, cfg.n, cfg.tune_n, cfg.baselines, cfg.device,
                                      log=(lambda _: None) if cfg.json else print)
-    table = format_rows(record)
+    table = restore_table(record)
     run = Path(cfg.run)
     append_jsonl(run / "metrics.jsonl", record)
     text = f"{record['dataset']} {record['task']}: {record['degradation']}, n={record['n']}\n\n{table}\n"

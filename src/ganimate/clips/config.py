@@ -1,0 +1,70 @@
+"""`ClipTrainConfig`: the settings of `ganimate clip train`, saved with every clip run."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from ganimate.config import TrainBase, option
+from ganimate.data.moving_mnist import SIZES, clip_dataset_names, is_clip_dataset
+from ganimate.errors import GanimateError
+from ganimate.models.clip import BASES, TASKS, spatial_plan
+
+
+@dataclass
+class ClipTrainConfig(TrainBase):
+    """Everything `ganimate clip train` needs; saved as RUN/config.json and inside every checkpoint."""
+
+    dataset: str = option("moving-mnist | moving-synthetic (bars, for tests) | npy:PATH (mnist_test_seq.npy)",
+                          default="moving-mnist")
+    out: str | None = option("run folder (default runs/clip-<task>)", default=None)
+    data_dir: str | None = option("folder holding the MNIST files (searched first)", default=None)
+    max_steps: int | None = option("optimiser steps in total", positive=True, default=3000)
+    batch_size: int = option("clips per step", positive=True, default=16)
+    log_every: int = option("log line every N steps", positive=True, default=50)
+    eval_every: int = option("validation PSNR on fixed test clips every N steps and at the end (0: never)",
+                             nonneg=True, default=250)
+    sample_every: int = option("side-by-side sample video every N steps (0: only at the end)", nonneg=True,
+                               default=500)
+    checkpoint_every: int = option("checkpoint every N steps (and at the end)", nonneg=True, default=500)
+    task: str = option("predict (a clip from its first frame) | inbetween (frames between first and last)",
+                       choices=TASKS, default="inbetween")
+    digits: int = option("digits per clip: 1 or 2", default=1)
+    size: int = option("canvas side: 32 or 48 (CPU presets) or 64 (standard)", default=32)
+    frames: int = option("frames per clip T (20 is the standard)", default=10)
+    base: str = option("inbetween: the clip G corrects: flow (optical-flow interpolation of the key frames) | "
+                       "crossfade", choices=BASES, default="flow")
+    z_dim: int = option("noise size of the predict generator", positive=True, default=32)
+    g_width: int = option("channels of G's full-resolution layers", positive=True, default=16)
+    d_width: int = option("channels of D's first layer", positive=True, default=16)
+    adv_weight: float = option("weight of the adversarial loss in G's loss", nonneg=True, default=1.0)
+    recon_weight: float = option("weight of the L1 reconstruction loss in G's loss", nonneg=True, default=100.0)
+    recon_samples: int = option("predict: noise draws per still; the best one's L1 is the loss", positive=True,
+                                default=3)
+    eval_clips: int = option("test clips of the validation PSNR", positive=True, default=64)
+
+    def __post_init__(self):
+        if not is_clip_dataset(self.dataset):
+            raise GanimateError(f"unknown clip dataset {self.dataset!r}: choose from {', '.join(clip_dataset_names())}")
+        super().__post_init__()
+        if self.max_steps is None:
+            raise GanimateError("--max-steps is needed: clip training has no epochs")
+        if self.digits not in (1, 2):
+            raise GanimateError(f"--digits must be 1 or 2, got {self.digits}")
+        if self.size < 28:
+            raise GanimateError(f"--size must hold a 28x28 digit ({', '.join(map(str, SIZES))}), got {self.size}")
+        try:
+            spatial_plan(self.size)
+        except ValueError as e:
+            raise GanimateError(str(e)) from None
+        if self.frames < 3:
+            raise GanimateError(f"--frames must be at least 3, got {self.frames}")
+        if self.out is None:
+            self.out = str(Path("runs") / f"clip-{self.task}")
+
+    @classmethod
+    def from_dict(cls, d: dict) -> ClipTrainConfig:
+        """Unknown settings are an error; runs saved before --base existed corrected the cross-fade."""
+        if "task" not in d:
+            raise GanimateError("not a clip run: its config.json has no task (train one with `ganimate clip train`)")
+        return super().from_dict.__func__(cls, {"base": "crossfade", **d})

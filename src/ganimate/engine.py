@@ -1,0 +1,259 @@
+"""The training loop every trainer runs: the schedule, the progress bar, interval stats, Ctrl-C, resume,
+sample / evaluate / checkpoint, `--max-steps` / `--epochs` / `--max-minutes`.
+
+A trainer is a task object (in the spirit of stylegan2-ada-pytorch's training_loop.py, whose loop walks
+phases and leaves the losses to `loss.accumulate_gradients`): it loads its data, builds its networks,
+takes one optimisation step on a batch, writes a sample and evaluates. Everything else lives here, once:
+
+- data order: `epoch_indices` (a permutation per epoch, a function of seed and epoch) for datasets
+  with epochs; tasks that draw an endless stream (clips) have no epochs;
+- every `log_every` steps: one line in log.txt and one record in stats.jsonl (means since the last line,
+  `samples_per_s` of training alone, `time_s` over all sessions);
+- every `eval_every` steps and at the end: the task's evaluation, one record in metrics.jsonl;
+- every `sample_every` steps (step_XXXXXX), at each epoch's end (epoch_XXXX) and at the end: a sample
+  (grid or video) in samples/, listed in samples/index.jsonl;
+- every `checkpoint_every` steps, at each epoch's end and at the end (also on Ctrl-C and at
+  `--max-minutes`): a checkpoint that resumes bit for bit on CPU.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Protocol
+
+import torch
+from tqdm import tqdm
+
+from ganimate.checkpoint import list_checkpoints, load_checkpoint, save_checkpoint
+from ganimate.gan import GanState
+from ganimate.runs import RunLog, append_jsonl, open_run
+from ganimate.runtime import resolve_device, resolve_precision
+
+
+class Task(Protocol):
+    """What a trainer gives the engine. `cfg` is a `config.TrainBase`; the engine sets `gan` before `start`."""
+
+    unit: str  # what one training sample is called in the log: "img", "clip"
+    steps_per_epoch: int | None  # None: an endless stream, the run's length is --max-steps alone
+    gan: GanState
+
+    def build_models(self) -> tuple[torch.nn.Module, torch.nn.Module]:
+        """(G, D), built from the config (the engine seeds torch first)."""
+
+    def describe(self) -> list[str]:
+        """Log lines on the data and the networks, written after the config."""
+
+    def start(self, run_dir: Path) -> None:
+        """Move data to the device, draw fixed sample inputs, write what a run shows once (reals.png)."""
+
+    def batches(self, step: int) -> Iterator[Any]:
+        """Training batches from `step` on, the same ones whether or not the run was resumed."""
+
+    def train_step(self, batch) -> dict[str, torch.Tensor]:
+        """One optimisation step; detached scalar tensors (no device sync) for the interval means."""
+
+    def format_stats(self, means: dict[str, float]) -> str:
+        """The losses part of a log line."""
+
+    def prepare_outputs(self) -> None:
+        """Called before a step's evaluation, sample or checkpoint (e.g. re-estimate the EMA's batch norm)."""
+
+    def write_sample(self, run_dir: Path, stem: str) -> str:
+        """Write a sample file samples/<stem>.<ext>; return its file name."""
+
+    def evaluate(self) -> dict:
+        """Metrics of the current generator (numbers only), or {} when there is nothing to score."""
+
+
+def epoch_permutation(seed: int, epoch: int, n: int) -> torch.Tensor:
+    """The data order of one epoch, a function of (seed, epoch) alone so resume can rebuild it."""
+    return torch.randperm(n, generator=torch.Generator().manual_seed(seed * 1_000_003 + epoch))
+
+
+def epoch_indices(n: int, batch_size: int, seed: int, step: int, device) -> Iterator[torch.Tensor]:
+    """Index batches (B,) into a dataset of n items from optimiser step `step` on, epoch after epoch;
+    a partial last batch is dropped."""
+    spe = n // batch_size
+    while True:
+        perm = epoch_permutation(seed, step // spe, n).to(device)
+        for b in range(step % spe, spe):
+            yield perm[b * batch_size : (b + 1) * batch_size]
+            step += 1
+
+
+class _Interval:
+    """Running sums of a task's step stats between two log lines, and the training time they took."""
+
+    def __init__(self):
+        self.steps, self.sums, self.seconds, self.t0 = 0, {}, 0.0, time.perf_counter()
+
+    def add(self, stats: dict) -> None:
+        self.steps += 1
+        for k, v in stats.items():
+            self.sums[k] = self.sums[k] + v if k in self.sums else v.clone()
+
+    def pause(self) -> None:
+        """Stop the clock (outputs are not training); `resume` starts it again."""
+        self.seconds += time.perf_counter() - self.t0
+
+    def resume(self) -> None:
+        self.t0 = time.perf_counter()
+
+    def means(self) -> dict[str, float]:
+        return {k: float(v) / self.steps for k, v in self.sums.items()}
+
+
+class _StopOnSigint:
+    """Ctrl-C asks the loop to stop after the current step (with a checkpoint) instead of killing it."""
+
+    def __init__(self):
+        self.requested, self.previous = False, None
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            self.previous = signal.getsignal(signal.SIGINT)
+            signal.signal(signal.SIGINT, self._request)
+        return self
+
+    def _request(self, *_):
+        self.requested = True
+
+    def __exit__(self, *exc):
+        if self.previous is not None:
+            signal.signal(signal.SIGINT, self.previous)
+
+
+def _every(step: int, n: int) -> bool:
+    return bool(n) and step % n == 0
+
+
+def _fmt_rate(rate: float) -> str:
+    return f"{rate:,.1f}" if rate < 100 else f"{rate:,.0f}"
+
+
+def run(cfg, make_task, *, resume: bool = False, overwrite: bool = False) -> Path:
+    """Train `make_task(cfg, device, log)` into the run folder cfg.out (or continue it with resume=True);
+    returns the run folder. Ctrl-C saves a checkpoint and raises KeyboardInterrupt."""
+    run_dir = Path(cfg.out)
+    device = resolve_device(cfg.device)
+    ckpt_path = list_checkpoints(run_dir)[-1] if resume else None
+    state = load_checkpoint(ckpt_path) if resume else None
+    bar = None
+    log = RunLog(None, lambda: bar is not None)
+
+    task = make_task(cfg, device, log)  # loads the data; fills the config's data-derived fields
+    cfg.precision = resolve_precision(cfg.precision, device)
+    spe = task.steps_per_epoch
+    if spe is None:
+        total, more = cfg.max_steps, "--max-steps"
+    else:
+        total = cfg.epochs * spe if cfg.max_steps is None else min(cfg.epochs * spe, cfg.max_steps)
+        more = "--epochs or --max-steps"
+
+    torch.manual_seed(cfg.seed)
+    gan = task.gan = GanState.create(*task.build_models(), lr_g=cfg.lr_g, lr_d=cfg.lr_d,
+                                     betas=(cfg.beta1, cfg.beta2), seed=cfg.seed, ema=getattr(cfg, "ema", True))
+    step, elapsed = gan.resume(state, ckpt_path, device, total, more)
+
+    open_run(run_dir, cfg, log, resume=resume, overwrite=overwrite, step=step, ckpt_path=ckpt_path)
+    for line in task.describe():
+        log(line)
+    log((f"{spe:,} steps per epoch, " if spe else "") + f"training to step {total:,}")
+    gan.to(device)
+    task.start(run_dir)
+
+    t_start = time.perf_counter()
+
+    def wall_s() -> float:
+        return elapsed + time.perf_counter() - t_start
+
+    def epoch_of(s: int) -> dict:
+        return {"epoch": -(-s // spe)} if spe else {}
+
+    def sample(stem: str, kind: str) -> None:
+        name = task.write_sample(run_dir, stem)
+        append_jsonl(run_dir / "samples" / "index.jsonl", {"file": name, "step": step, **epoch_of(step), "kind": kind})
+
+    def evaluate() -> None:
+        t = time.perf_counter()
+        result = task.evaluate()
+        record = {"step": step, "time_s": round(wall_s(), 2), "kind": "train", **result,
+                  "eval_s": round(time.perf_counter() - t, 2)}
+        append_jsonl(run_dir / "metrics.jsonl", record)
+        shown = " ".join(f"{k} {v:.4g}" for k, v in result.items() if isinstance(v, float | int))
+        log(f"eval at step {step:,}: {shown or 'n/a'} ({time.perf_counter() - t:.1f} s)")
+
+    def checkpoint() -> Path:
+        return save_checkpoint({"config": cfg.to_dict(), "step": step, **({"epoch": step // spe} if spe else {}),
+                                "elapsed_s": wall_s(), **gan.state_dict(device)},
+                               run_dir, step, keep=cfg.keep_checkpoints)
+
+    show_bar = cfg.progress if cfg.progress is not None else sys.stderr.isatty()
+    interval = _Interval()
+    stopped = out_of_time = False
+    gan.G.train(), gan.D.train()
+    with _StopOnSigint() as sigint:
+        bar = tqdm(total=total, initial=step, disable=not show_bar, leave=False, dynamic_ncols=True)
+        try:
+            for batch in task.batches(step):
+                stats = task.train_step(batch)
+                step += 1
+                gan.update_ema(step, cfg.ema_decay)
+                interval.add(stats)
+                bar.update(1)
+
+                out_of_time = cfg.max_minutes is not None and wall_s() / 60 >= cfg.max_minutes
+                stopped = sigint.requested
+                last = step >= total or out_of_time or stopped
+                epoch_end = bool(spe) and step % spe == 0
+                evaluating = bool(cfg.eval_every) and (step % cfg.eval_every == 0 or (last and not stopped))
+                samples = [(f"step_{step:06d}", "step")] if _every(step, cfg.sample_every) else []
+                if epoch_end:
+                    samples.append((f"epoch_{step // spe:04d}", "epoch"))
+                elif last and not samples:
+                    samples.append((f"step_{step:06d}", "step"))
+                saving = _every(step, cfg.checkpoint_every) or epoch_end or last
+
+                interval.pause()
+                if step % cfg.log_every == 0 or last:
+                    means, seconds = interval.means(), max(interval.seconds, 1e-9)
+                    rate = interval.steps * cfg.batch_size / seconds
+                    append_jsonl(run_dir / "stats.jsonl", {
+                        "step": step, **epoch_of(step), **{k: round(v, 5) for k, v in means.items()},
+                        "samples_per_s": round(rate, 2), "time_s": round(wall_s(), 2)})
+                    where = f"epoch {-(-step // spe)} " if spe else ""
+                    log(f"{where}step {step:,}/{total:,} | {task.format_stats(means)} | "
+                        f"{_fmt_rate(rate)} {task.unit}/s | {wall_s() / 60:.1f} min")
+                    bar.set_postfix_str(f"{task.format_stats(means)} {_fmt_rate(rate)} {task.unit}/s")
+                    interval = _Interval()
+                if evaluating or samples or saving:
+                    task.prepare_outputs()
+                if evaluating:
+                    evaluate()
+                for stem, kind in samples:
+                    sample(stem, kind)
+                if saving:
+                    saved = checkpoint()
+                    if epoch_end:
+                        log(f"epoch {step // spe} done at step {step:,} ({wall_s() / 60:.1f} min): "
+                            f"samples/ and checkpoints/{saved.name}")
+                interval.resume()
+                if last:
+                    break
+        finally:
+            bar.close()
+            bar = None
+
+    if stopped:
+        log(f"interrupted at step {step:,}; checkpoint saved, continue with --resume")
+        raise KeyboardInterrupt
+    if out_of_time:
+        log(f"--max-minutes {cfg.max_minutes} reached at step {step:,}; continue with --resume")
+    log(f"done: step {step:,} in {(time.perf_counter() - t_start) / 60:.1f} min this session "
+        f"({wall_s() / 60:.1f} min in all); samples and checkpoints in {run_dir}")
+    return run_dir

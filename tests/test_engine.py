@@ -1,0 +1,106 @@
+"""The engine's contract, checked once against every trainer (image, restoration, clips): the same files and
+stats keys, Ctrl-C and --max-minutes leave a checkpoint that resumes bit-exactly, a finished run is refused."""
+
+import signal
+
+import pytest
+import torch
+
+from ganimate import engine
+from ganimate.checkpoint import list_checkpoints, load_checkpoint
+from ganimate.clips.config import ClipTrainConfig
+from ganimate.clips.train import ClipTask
+from ganimate.config import TrainConfig
+from ganimate.errors import GanimateError
+from ganimate.restore.config import RestoreTrainConfig
+from ganimate.restore.train import RestoreTask
+from ganimate.runs import read_jsonl, resume_config
+from ganimate.train import ImageTask
+
+COMMON = dict(device="cpu", progress=False, precision="fp32", log_every=2, max_steps=6, eval_every=0)
+TRAINERS = {
+    "image": (TrainConfig, ImageTask, dict(dataset="synthetic", z_dim=16, g_width=32, d_width=8, batch_size=50,
+                                           epochs=1)),
+    "restore": (RestoreTrainConfig, RestoreTask, dict(dataset="synthetic", task="denoise", g_width=8, d_width=8,
+                                                      batch_size=50, val_size=1500, epochs=1)),
+    "clip": (ClipTrainConfig, ClipTask, dict(dataset="moving-synthetic", size=32, frames=4, g_width=4, d_width=4,
+                                             z_dim=8, batch_size=4, eval_clips=4, task="predict")),
+}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def config(trainer, tmp_path, name, **kw):
+    cls, _, settings = TRAINERS[trainer]
+    return cls(**{**settings, **COMMON, "out": str(tmp_path / name), **kw})
+
+
+def train(trainer, cfg, resume=False, interrupt_at=None):
+    """engine.run with the trainer's task; interrupt_at: raise SIGINT (Ctrl-C) inside that step."""
+    task_cls = TRAINERS[trainer][1]
+
+    class Task(task_cls):
+        def train_step(self, batch):
+            stats = super().train_step(batch)
+            self.steps_done = getattr(self, "steps_done", 0) + 1
+            if interrupt_at is not None and self.steps_done == interrupt_at:
+                signal.raise_signal(signal.SIGINT)
+            return stats
+
+    return engine.run(cfg, Task, resume=resume)
+
+
+def assert_same_state(a, b):
+    assert a["step"] == b["step"]
+    for key in ("G", "D", "G_ema"):
+        for name, tensor in a[key].items():
+            assert torch.equal(tensor, b[key][name]), f"{key}.{name} differs"
+    for key in ("opt_G", "opt_D"):
+        for i, s in a[key]["state"].items():
+            for k, v in s.items():
+                assert torch.equal(v, b[key]["state"][i][k]), f"{key} state {i}.{k} differs"
+
+
+def latest(run):
+    return load_checkpoint(list_checkpoints(run)[-1])
+
+
+@pytest.mark.parametrize("trainer", list(TRAINERS))
+def test_ctrl_c_then_resume_matches_an_uninterrupted_run(trainer, tmp_path):
+    full = train(trainer, config(trainer, tmp_path, "full", eval_every=4))
+    with pytest.raises(KeyboardInterrupt):
+        train(trainer, config(trainer, tmp_path, "part", eval_every=4), interrupt_at=3)
+    part = tmp_path / "part"
+    assert latest(part)["step"] == 3
+    assert "interrupted at step 3" in (part / "log.txt").read_text()
+    train(trainer, resume_config(part, {}, type(config(trainer, tmp_path, "x"))), resume=True)
+    assert_same_state(latest(full), latest(part))
+
+    # the same files and the same stats keys for every trainer; records continue after a resume
+    for run in (full, part):
+        assert {"config.json", "log.txt", "stats.jsonl", "metrics.jsonl", "samples", "checkpoints"} <= {
+            p.name for p in run.iterdir()}
+        stats = read_jsonl(run / "stats.jsonl")
+        assert {"step", "samples_per_s", "time_s", "loss_d"} <= set(stats[-1])
+        assert [r["step"] for r in stats] == ([2, 4, 6] if run == full else [2, 3, 4, 6])
+        assert [(r["step"], r["kind"]) for r in read_jsonl(run / "metrics.jsonl")] == [(4, "train"), (6, "train")]
+        index = read_jsonl(run / "samples" / "index.jsonl")
+        assert index[-1]["step"] == 6 and (run / "samples" / index[-1]["file"]).is_file()
+
+
+@pytest.mark.parametrize("trainer", list(TRAINERS))
+def test_max_minutes_stops_with_a_checkpoint_and_a_finished_run_is_refused(trainer, tmp_path):
+    cls = type(config(trainer, tmp_path, "x"))
+    run = train(trainer, config(trainer, tmp_path, "run", max_minutes=1e-9))
+    assert latest(run)["step"] == 1
+    assert "--max-minutes 1e-09 reached at step 1" in (run / "log.txt").read_text()
+    train(trainer, resume_config(run, {"max_minutes": None, "max_steps": 2}, cls), resume=True)
+    assert latest(run)["step"] == 2
+    with pytest.raises(GanimateError, match="already at step 2"):
+        train(trainer, resume_config(run, {}, cls), resume=True)

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 PSNR_CAP_DB = 60.0
 _MSE_FLOOR = 10 ** (-PSNR_CAP_DB / 10)  # relative to data_range^2
 _SSIM_WIN = 7
-_CHUNK_VALUES = 1 << 24  # float64 values per chunk of images (128 MiB a temporary)
+_CHUNK_VALUES = 1 << 22  # float64 values per chunk of images (32 MiB a temporary)
 
 
 def psnr(pred: torch.Tensor, true: torch.Tensor, data_range: float = 1.0) -> torch.Tensor:

@@ -16,8 +16,8 @@ import numpy as np
 import torch
 from PIL import Image
 
+from ganimate.metrics.pixel import psnr
 from ganimate.restore.degrade import Degradation, gaussian_kernel
-from ganimate.restore.metrics import psnr
 
 
 def _resize(obs: np.ndarray, deg: Degradation, resample) -> np.ndarray:

@@ -9,7 +9,28 @@ from pathlib import Path
 
 import torch
 
+from ganimate import losses
 from ganimate.errors import GanimateError
+
+
+def d_update(D, opt_D, real: tuple, fake: tuple, amp) -> dict[str, torch.Tensor]:
+    """One step of D with the non-saturating BCE on logits: `real` and `fake` are D's arguments (the fake
+    already detached from G), `amp` the autocast context. Returns detached loss_d, D(x) and D(G(z))."""
+    opt_D.zero_grad(set_to_none=True)
+    with amp():
+        real_logits, fake_logits = D(*real).float(), D(*fake).float()
+    loss_d = losses.d_loss(real_logits, fake_logits)
+    loss_d.backward()
+    opt_D.step()
+    return {"loss_d": loss_d.detach(), "d_real": torch.sigmoid(real_logits.detach()).mean(),
+            "d_fake": torch.sigmoid(fake_logits.detach()).mean()}
+
+
+def g_update(opt_G, loss: torch.Tensor) -> None:
+    """One step of G on its total loss."""
+    opt_G.zero_grad(set_to_none=True)
+    loss.backward()
+    opt_G.step()
 
 
 @torch.no_grad()

@@ -16,6 +16,7 @@ from ganimate import losses
 from ganimate.config import TrainConfig
 from ganimate.engine import epoch_indices, run
 from ganimate.errors import GanimateError
+from ganimate.gan import d_update, g_update
 from ganimate.images import make_grid, save_png, to_uint8
 from ganimate.models import build_models, count_params
 from ganimate.runtime import autocast
@@ -33,31 +34,11 @@ def train_step(G, D, opt_G, opt_D, x, y, z, bf16: bool = False) -> dict[str, tor
     with amp():
         fake = G(z, y)  # (B, C, H, W)
 
-    opt_D.zero_grad(set_to_none=True)
+    stats = d_update(D, opt_D, (x, y), (fake.detach(), y), amp)
     with amp():
-        real_logits, fake_logits = D(x, y).float(), D(fake.detach(), y).float()
-    loss_d = losses.d_loss(real_logits, fake_logits)
-    loss_d.backward()
-    opt_D.step()
-
-    opt_G.zero_grad(set_to_none=True)
-    with amp():
-        g_logits = D(fake, y).float()
-    loss_g = losses.g_loss(g_logits)
-    loss_g.backward()
-    opt_G.step()
-
-    return {
-        "loss_d": loss_d.detach(),
-        "loss_g": loss_g.detach(),
-        "d_real": torch.sigmoid(real_logits.detach()).mean(),
-        "d_fake": torch.sigmoid(fake_logits.detach()).mean(),
-    }
-
-
-def epoch_permutation(seed: int, epoch: int, n: int) -> torch.Tensor:
-    """The data order of one epoch, a function of (seed, epoch) alone so resume can rebuild it."""
-    return torch.randperm(n, generator=torch.Generator().manual_seed(seed * 1_000_003 + epoch))
+        loss_g = losses.g_loss(D(fake, y).float())
+    g_update(opt_G, loss_g)
+    return {"loss_d": stats["loss_d"], "loss_g": loss_g.detach(), "d_real": stats["d_real"], "d_fake": stats["d_fake"]}
 
 
 def grid_inputs(cfg: TrainConfig) -> tuple[torch.Tensor, torch.Tensor | None, int]:

@@ -32,7 +32,7 @@ from ganimate.clips.inference import (
 )
 from ganimate.data.moving_mnist import clip_source
 from ganimate.engine import run
-from ganimate.gan import recompute_bn_stats
+from ganimate.gan import d_update, g_update, recompute_bn_stats
 from ganimate.metrics.pixel import psnr
 from ganimate.models import count_params
 from ganimate.models.clip import build_clip_models
@@ -60,21 +60,12 @@ def clip_train_step(cfg: ClipTrainConfig, G, D, opt_G, opt_D, x: torch.Tensor, z
             fake = complete_clip("inbetween", G, x).float()
             recon = (fake[:, :, 1:-1] - x[:, :, 1:-1]).abs().mean()
 
-    opt_D.zero_grad(set_to_none=True)
-    with amp():
-        real_logits, fake_logits = D(x, cond).float(), D(fake.detach(), cond).float()
-    loss_d = losses.d_loss(real_logits, fake_logits)
-    loss_d.backward()
-    opt_D.step()
-
-    opt_G.zero_grad(set_to_none=True)
+    stats = d_update(D, opt_D, (x, cond), (fake.detach(), cond), amp)
     with amp():
         adv = losses.g_loss(D(fake, cond).float())
-    loss_g = cfg.adv_weight * adv + cfg.recon_weight * recon
-    loss_g.backward()
-    opt_G.step()
-    return {"loss_d": loss_d.detach(), "loss_g_adv": adv.detach(), "l1": recon.detach(),
-            "d_real": torch.sigmoid(real_logits.detach()).mean(), "d_fake": torch.sigmoid(fake_logits.detach()).mean()}
+    g_update(opt_G, cfg.adv_weight * adv + cfg.recon_weight * recon)
+    return {"loss_d": stats["loss_d"], "loss_g_adv": adv.detach(), "l1": recon.detach(), "d_real": stats["d_real"],
+            "d_fake": stats["d_fake"]}
 
 
 class ClipTask:

@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from ganimate import losses
 from ganimate.engine import epoch_indices, run
 from ganimate.errors import GanimateError
+from ganimate.gan import d_update, g_update
 from ganimate.images import make_grid, save_png, to_uint8
 from ganimate.metrics.pixel import psnr, ssim
 from ganimate.models import count_params
@@ -35,17 +36,7 @@ def restore_step(G, D, opt_G, opt_D, inp, target, adv_weight: float, l1_weight: 
     amp = functools.partial(autocast, inp.device, bf16)
     with amp():
         fake = G(inp)  # (B, C, H, W)
-    stats = {}
-    if adv_weight > 0:
-        opt_D.zero_grad(set_to_none=True)
-        with amp():
-            real_logits, fake_logits = D(inp, target).float(), D(inp, fake.detach()).float()
-        loss_d = losses.d_loss(real_logits, fake_logits)
-        loss_d.backward()
-        opt_D.step()
-        stats = {"loss_d": loss_d.detach(), "d_real": torch.sigmoid(real_logits.detach()).mean(),
-                 "d_fake": torch.sigmoid(fake_logits.detach()).mean()}
-    opt_G.zero_grad(set_to_none=True)
+    stats = d_update(D, opt_D, (inp, target), (inp, fake.detach()), amp) if adv_weight > 0 else {}
     l1 = F.l1_loss(fake.float(), target)
     loss = l1_weight * l1
     if adv_weight > 0:
@@ -53,8 +44,7 @@ def restore_step(G, D, opt_G, opt_D, inp, target, adv_weight: float, l1_weight: 
             g_adv = losses.g_loss(D(inp, fake).float())
         loss = loss + adv_weight * g_adv
         stats["loss_g_adv"] = g_adv.detach()
-    loss.backward()
-    opt_G.step()
+    g_update(opt_G, loss)
     return {"l1": l1.detach(), **stats}
 
 

@@ -174,21 +174,19 @@ class SampleConfig:
     """`ganimate sample RUN`: draw images from a run's EMA generator."""
 
     run: str = option("run folder", default="")
-    n: int = option("number of images", default=64)
+    n: int = option("number of images", positive=True, default=64)
     class_: int | None = option("class to draw (conditional runs; default: balanced over classes)", default=None)
     seed: int = option("seed of the latents; the same seed gives the same images", default=0)
     out: str | None = option("grid PNG to write (default RUN/generated/seed<S>.png unless --npz)", default=None)
     npz: str | None = option("write x (uint8) and y (labels) to this .npz", default=None)
-    nrow: int | None = option("images per grid row (default: 10 when conditional, else ~sqrt(n))", default=None)
+    nrow: int | None = option("images per grid row (default: 10 when conditional, else ~sqrt(n))", positive=True,
+                              default=None)
     checkpoint: str | None = option("checkpoint file or step (default: latest)", default=None)
     no_ema: bool = option("use the raw generator instead of its moving average", default=False)
     device: str = option("auto | cpu | cuda | mps", default="auto")
 
     def __post_init__(self):
-        if self.n <= 0:
-            raise GanimateError(f"--n must be positive, got {self.n}")
-        if self.nrow is not None and self.nrow <= 0:
-            raise GanimateError(f"--nrow must be positive, got {self.nrow}")
+        check_options(self)
 
 
 def print_config(cfg, log=print) -> None:

@@ -31,14 +31,16 @@ _GRID_NAME = re.compile(r"^(epoch|step)_(\d+)\.png$")
 _GREY_PALETTE = bytes(v for v in range(256) for _ in range(3))
 
 
-def _whole(x, minimum: int) -> bool:
+def is_whole(x, minimum: int) -> bool:
+    """Whether x is a whole number of at least `minimum` (option checks of the video commands)."""
     try:
         return int(x) == x and x >= minimum
     except (TypeError, ValueError):
         return False
 
 
-def _positive(x) -> bool:
+def is_positive(x) -> bool:
+    """Whether x is a finite number above 0."""
     try:
         return math.isfinite(float(x)) and float(x) > 0
     except (TypeError, ValueError):
@@ -50,7 +52,7 @@ def _positive(x) -> bool:
 
 def upscale(frame: np.ndarray, scale: int) -> np.ndarray:
     """Nearest-neighbour upscale of an (H, W[, C]) array by an integer factor."""
-    if not _whole(scale, 1):
+    if not is_whole(scale, 1):
         raise GanimateError(f"scale must be a whole number >= 1, got {scale}")
     scale = int(scale)
     if scale == 1:
@@ -232,10 +234,10 @@ def write_videos(
     paths = [Path(p) for p in paths]
     if not paths:
         raise GanimateError("no output video given")
-    if not _positive(fps):
+    if not is_positive(fps):
         raise GanimateError(f"fps must be a number > 0, got {fps}")
     fps = float(fps)
-    if not _whole(hold, 0):
+    if not is_whole(hold, 0):
         raise GanimateError(f"hold must be a whole number of frames >= 0, got {hold}")
     for path in paths:
         _check_output(path)
@@ -446,11 +448,11 @@ class VideoConfig:
     def __post_init__(self):
         if (self.run is None) == (self.frames is None):
             raise GanimateError("give exactly one of RUN (a training run folder) or --frames DIR (a folder of PNGs)")
-        if not _positive(self.fps):
+        if not is_positive(self.fps):
             raise GanimateError(f"--fps must be a number > 0, got {self.fps}")
-        if not _whole(self.hold, 0):
+        if not is_whole(self.hold, 0):
             raise GanimateError(f"--hold must be a whole number of frames >= 0, got {self.hold}")
-        if self.scale is not None and not _whole(self.scale, 1):
+        if self.scale is not None and not is_whole(self.scale, 1):
             raise GanimateError(f"--scale must be a whole number >= 1, got {self.scale}")
         if self.source not in SOURCES:
             raise GanimateError(f"--source must be one of {', '.join(SOURCES)}, got {self.source!r}")

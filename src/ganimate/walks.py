@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from ganimate.config import option
 from ganimate.errors import GanimateError
 from ganimate.images import make_grid, to_uint8
-from ganimate.video import FORMATS, _positive, _whole, default_scale, output_paths, upscale, write_videos
+from ganimate.video import FORMATS, default_scale, is_positive, is_whole, output_paths, upscale, write_videos
 
 
 def slerp(a: torch.Tensor, b: torch.Tensor, t: float | torch.Tensor) -> torch.Tensor:
@@ -62,9 +62,9 @@ def _render(G, z: torch.Tensor, y: torch.Tensor | None, nrow: int) -> np.ndarray
 
 
 def _check_transition(frames_per_transition: int, nrow: int) -> None:
-    if not _whole(frames_per_transition, 1):
+    if not is_whole(frames_per_transition, 1):
         raise GanimateError(f"frames per transition must be a whole number >= 1, got {frames_per_transition}")
-    if not _whole(nrow, 1):
+    if not is_whole(nrow, 1):
         raise GanimateError(f"grid columns must be a whole number >= 1, got {nrow}")
 
 
@@ -190,17 +190,17 @@ class InterpolateConfig:
     def __post_init__(self):
         rows, cols = parse_grid(self.grid)
         cells = rows * cols
-        if not _whole(self.frames_per_transition, 1):
+        if not is_whole(self.frames_per_transition, 1):
             raise GanimateError(
                 f"--frames-per-transition must be a whole number >= 1, got {self.frames_per_transition}"
             )
-        if not _positive(self.fps):
+        if not is_positive(self.fps):
             raise GanimateError(f"--fps must be a number > 0, got {self.fps}")
         if self.format not in FORMATS:
             raise GanimateError(f"--format must be one of {', '.join(FORMATS)}, got {self.format!r}")
-        if self.scale is not None and not _whole(self.scale, 1):
+        if self.scale is not None and not is_whole(self.scale, 1):
             raise GanimateError(f"--scale must be a whole number >= 1, got {self.scale}")
-        if not _whole(self.seed, 0):
+        if not is_whole(self.seed, 0):
             raise GanimateError(f"--seed must be a whole number >= 0, got {self.seed}")
         seeds = _int_list(self.seeds, "--seeds") if self.seeds is not None else None
         if self.morph_classes is not None:
@@ -218,7 +218,7 @@ class InterpolateConfig:
                     f"a latent walk on a {rows}x{cols} grid needs at least 2 seeds per cell, "
                     f"{cells} equal groups in all; got {len(seeds)} seeds"
                 )
-        elif not _whole(self.keyframes, 2):
+        elif not is_whole(self.keyframes, 2):
             raise GanimateError(f"--keyframes must be a whole number >= 2, got {self.keyframes}")
 
     @property

@@ -23,7 +23,7 @@ from ganimate.config import option
 from ganimate.errors import GanimateError
 from ganimate.images import make_grid
 from ganimate.runtime import resolve_device
-from ganimate.video import FORMATS, _positive, default_scale, output_paths, upscale, write_videos
+from ganimate.video import FORMATS, default_scale, is_positive, output_paths, upscale, write_videos
 
 
 def warn(message: str) -> None:
@@ -92,7 +92,7 @@ def _check_task(run: str, task: str, wanted: str, command: str, other: str) -> N
 
 
 def _check_video_options(fps: float, fmt: str, scale: int | None) -> None:
-    if not _positive(fps):
+    if not is_positive(fps):
         raise GanimateError(f"--fps must be a number > 0, got {fps}")
     if fmt not in FORMATS:
         raise GanimateError(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")

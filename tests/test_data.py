@@ -538,10 +538,10 @@ def test_folder_with_class_subfolders(tmp_path):
     assert ds.classes == ["cats", "dogs"] and ds.labels.tolist() == [0, 0, 0, 1, 1, 1, 1]
     assert ds.labels.dtype == torch.int64 and ds.num_classes == 2
     assert ds.images[0, :, 8, 8].tolist() == [255, 0, 0] and ds.images[5, :, 8, 8].tolist() == [0, 0, 255]
-    assert logged == []
+    assert logged == ["labelled by top-level sub-folder, 2 classes: cats (3), dogs (4)"]
 
 
-def test_flat_or_nested_folder_is_unlabelled(tmp_path):
+def test_folder_with_a_root_image_is_unlabelled_and_nested_classes_are_labelled(tmp_path):
     save(tmp_path / "a" / "x.png", Image.new("L", (8, 8), 10))
     save(tmp_path / "a" / "sub" / "y.bmp", Image.new("L", (8, 8), 20))
     ds = load_dataset(f"folder:{tmp_path / 'a'}", image_size=8)
@@ -549,7 +549,8 @@ def test_flat_or_nested_folder_is_unlabelled(tmp_path):
     assert ds.images.shape == (2, 1, 8, 8)
     save(tmp_path / "b" / "c1" / "deep" / "z.png", Image.new("L", (8, 8)))
     save(tmp_path / "b" / "c2" / "w.png", Image.new("L", (8, 8)))
-    assert load_dataset(f"folder:{tmp_path / 'b'}", image_size=8).labels is None
+    nested = load_dataset(f"folder:{tmp_path / 'b'}", image_size=8)
+    assert nested.classes == ["c1", "c2"] and nested.labels.tolist() == [0, 1]
 
 
 def test_folder_channels(tmp_path):
@@ -598,8 +599,9 @@ def test_folder_skips_unreadable_files_or_fails_when_strict(tmp_path):
     logged = []
     ds = load_dataset(f"folder:{tmp_path / 'f'}", image_size=8, log=logged.append)
     assert len(ds) == 3
-    assert len(logged) == 1 and "\n" not in logged[0]
+    assert len(logged) == 2 and "\n" not in logged[0]
     assert logged[0].startswith(f"skipped 2 unreadable image file(s) in {tmp_path / 'f'} (first: cut.jpg")
+    assert logged[1] == "unlabelled: 3 images lie in the root folder, e.g. ok0.png"
     with pytest.raises(DataError) as e:
         load_dataset(f"folder:{tmp_path / 'f'}", image_size=8, strict=True)
     assert "2 unreadable image file(s)" in message(e)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -39,8 +40,8 @@ def check_options(cfg) -> None:
             raise GanimateError(f"{flag(f.name)} must be {', '.join(choices[:-1])} or {choices[-1]}, got {value!r}")
         if bound is None:
             continue
-        if isinstance(value, float) and math.isnan(value):
-            raise GanimateError(f"{flag(f.name)} must be a number, got nan")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise GanimateError(f"{flag(f.name)} must be a finite number, got {value}")
         if bound == "positive" and not value > 0:
             raise GanimateError(f"{flag(f.name)} must be positive, got {value}")
         if bound == "nonneg" and not value >= 0:
@@ -104,6 +105,14 @@ class TrainBase:
     def __post_init__(self):
         check_options(self)
 
+    def data_folders(self) -> list[Path]:
+        """The folders this run reads data from, which it must never write into: --data-dir, $GANIMATE_DATA and
+        a folder dataset's PATH."""
+        folders = [self.data_dir, os.environ.get("GANIMATE_DATA")]
+        if self.dataset.startswith("folder:"):
+            folders.append(self.dataset[len("folder:"):])
+        return [Path(f).expanduser() for f in folders if f]
+
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
@@ -144,6 +153,10 @@ class TrainConfig(TrainBase):
                              "(0: never)", nonneg=True, default=0)
     eval_n: int = option("generated images per --eval-every evaluation", positive=True, default=2000)
     strict: bool = option("error on unreadable image files instead of skipping them", default=False)
+    labels: str = option("auto | folders | none: how a folder dataset's classes are found (auto: each top-level "
+                         "sub-folder is a class unless an image lies in the root; folders: insist on that; none: "
+                         "unconditional even with class folders or a labelled built-in dataset)",
+                         choices=("auto", "folders", "none"), default="auto")
 
     RESUMABLE = (*TrainBase.RESUMABLE, "epochs", "eval_n", "strict")
 

@@ -18,6 +18,7 @@ takes one optimisation step on a batch, writes a sample and evaluates. Everythin
 
 from __future__ import annotations
 
+import hashlib
 import signal
 import sys
 import threading
@@ -30,8 +31,9 @@ import torch
 from tqdm import tqdm
 
 from ganimate.checkpoint import list_checkpoints, load_checkpoint, save_checkpoint
+from ganimate.errors import GanimateError
 from ganimate.gan import GanState
-from ganimate.runs import RunLog, append_jsonl, open_run
+from ganimate.runs import RunLock, RunLog, append_jsonl, open_run, read_marker
 from ganimate.runtime import resolve_device, resolve_precision
 
 
@@ -55,7 +57,8 @@ class Task(Protocol):
         """Training batches from `step` on, the same ones whether or not the run was resumed."""
 
     def train_step(self, batch) -> dict[str, torch.Tensor]:
-        """One optimisation step; detached scalar tensors (no device sync) for the interval means."""
+        """One optimisation step; detached scalar tensors for the interval means, and `skipped` (a float,
+        1.0 when a non-finite loss left the step out: gan.d_update / g_update)."""
 
     def format_stats(self, means: dict[str, float]) -> str:
         """The losses part of a log line."""
@@ -68,6 +71,22 @@ class Task(Protocol):
 
     def evaluate(self) -> dict:
         """Metrics of the current generator (numbers only), or {} when there is nothing to score."""
+
+    def fingerprint(self) -> str | None:
+        """A digest of the training data, checked on resume (None: not checked); see `data_fingerprint`."""
+
+
+def data_fingerprint(*tensors: torch.Tensor | None) -> str:
+    """sha256 of the shapes and bytes of the training data (uint8 images, labels): resume refuses other data."""
+    h = hashlib.sha256()
+    for t in tensors:
+        if t is not None:
+            h.update(str(tuple(t.shape)).encode())
+            h.update(t.contiguous().cpu().numpy().tobytes())
+    return h.hexdigest()
+
+
+MAX_SKIPPED = 20  # consecutive steps with non-finite losses after which a run stops as diverged
 
 
 def epoch_permutation(seed: int, epoch: int, n: int) -> torch.Tensor:
@@ -90,10 +109,11 @@ class _Interval:
     """Running sums of a task's step stats between two log lines, and the training time they took."""
 
     def __init__(self):
-        self.steps, self.sums, self.seconds, self.t0 = 0, {}, 0.0, time.perf_counter()
+        self.steps, self.skipped, self.sums, self.seconds, self.t0 = 0, 0, {}, 0.0, time.perf_counter()
 
-    def add(self, stats: dict) -> None:
+    def add(self, stats: dict, skipped: float = 0.0) -> None:
         self.steps += 1
+        self.skipped += int(skipped)
         for k, v in stats.items():
             self.sums[k] = self.sums[k] + v if k in self.sums else v.clone()
 
@@ -141,10 +161,10 @@ def run(cfg, make_task, *, resume: bool = False, overwrite: bool = False) -> Pat
     returns the run folder. Ctrl-C saves a checkpoint and raises KeyboardInterrupt."""
     run_dir = Path(cfg.out)
     device = resolve_device(cfg.device)
-    ckpt_path = list_checkpoints(run_dir)[-1] if resume else None
-    state = load_checkpoint(ckpt_path) if resume else None
-    bar = None
-    log = RunLog(None, lambda: bar is not None)
+    found = list_checkpoints(run_dir) if resume else []
+    ckpt_path = found[-1] if found else None  # a run without a checkpoint yet starts over
+    state = load_checkpoint(ckpt_path) if ckpt_path else None
+    log = RunLog(None)
 
     task = make_task(cfg, device, log)  # loads the data; fills the config's data-derived fields
     cfg.precision = resolve_precision(cfg.precision, device)
@@ -159,8 +179,35 @@ def run(cfg, make_task, *, resume: bool = False, overwrite: bool = False) -> Pat
     gan = task.gan = GanState.create(*task.build_models(), lr_g=cfg.lr_g, lr_d=cfg.lr_d,
                                      betas=(cfg.beta1, cfg.beta2), seed=cfg.seed, ema=getattr(cfg, "ema", True))
     step, elapsed = gan.resume(state, ckpt_path, device, total, more)
+    fingerprint = task.fingerprint()
+    if state is not None:
+        _check_resume(state, ckpt_path, run_dir, fingerprint)
 
-    open_run(run_dir, cfg, log, resume=resume, overwrite=overwrite, step=step, ckpt_path=ckpt_path)
+    lock = RunLock(run_dir)
+    marker = open_run(run_dir, cfg, log, resume=resume, overwrite=overwrite, step=step, ckpt_path=ckpt_path,
+                      lock=lock)
+    try:
+        return _train(cfg, task, gan, log, run_dir, device, step, total, elapsed,
+                      {"run_id": marker["run_id"], "data": fingerprint}, ckpt_path)
+    finally:
+        lock.release()
+
+
+def _check_resume(state: dict, ckpt_path: Path, run_dir: Path, fingerprint: str | None) -> None:
+    """A resumed checkpoint must be its run's own, and the data the run was trained on."""
+    marker = read_marker(run_dir)
+    if marker and state.get("run_id") and state["run_id"] != marker["run_id"]:
+        raise GanimateError(f"{ckpt_path} belongs to another run (run id {state['run_id'][:8]}, this run's is "
+                            f"{marker['run_id'][:8]}): copy whole run folders, not checkpoints")
+    if fingerprint and state.get("data") and state["data"] != fingerprint:
+        raise GanimateError(f"--resume: the training data differs from the data {run_dir} was trained on "
+                            f"(fingerprint {fingerprint[:12]}, the run's {state['data'][:12]}): check --data-dir")
+
+
+def _train(cfg, task, gan: GanState, log, run_dir: Path, device, step: int, total: int, elapsed: float,
+           identity: dict, last_saved: Path | None) -> Path:
+    """The loop itself, from `step` to `total` (run's set-up done and the run locked)."""
+    spe = task.steps_per_epoch
     for line in task.describe():
         log(line)
     log((f"{spe:,} steps per epoch, " if spe else "") + f"training to step {total:,}")
@@ -188,23 +235,35 @@ def run(cfg, make_task, *, resume: bool = False, overwrite: bool = False) -> Pat
         shown = " ".join(f"{k} {v:.4g}" for k, v in result.items() if isinstance(v, float | int))
         log(f"eval at step {step:,}: {shown or 'n/a'} ({time.perf_counter() - t:.1f} s)")
 
+    def diverged(why: str) -> GanimateError:
+        kept = f"the last checkpoint, {last_saved}, is finite: resume from it" if last_saved else "no checkpoint"
+        return GanimateError(f"training diverged at step {step:,}: {why}; {kept} with a lower --lr-g / --lr-d")
+
     def checkpoint() -> Path:
+        if not gan.finite():
+            raise diverged("the weights are no longer finite, so no checkpoint was written")
         return save_checkpoint({"config": cfg.to_dict(), "step": step, **({"epoch": step // spe} if spe else {}),
-                                "elapsed_s": wall_s(), **gan.state_dict(device)},
+                                "elapsed_s": wall_s(), **identity, **gan.state_dict(device)},
                                run_dir, step, keep=cfg.keep_checkpoints)
 
     show_bar = cfg.progress if cfg.progress is not None else sys.stderr.isatty()
     interval = _Interval()
     stopped = out_of_time = False
+    skipped_in_a_row = 0
     gan.G.train(), gan.D.train()
     with _StopOnSigint() as sigint:
         bar = tqdm(total=total, initial=step, disable=not show_bar, leave=False, dynamic_ncols=True)
+        log.bar_active = lambda: not bar.disable  # print through the bar while it shows
         try:
             for batch in task.batches(step):
                 stats = task.train_step(batch)
                 step += 1
+                skipped = stats.pop("skipped", 0.0)
+                skipped_in_a_row = skipped_in_a_row + 1 if skipped else 0
+                if skipped_in_a_row >= MAX_SKIPPED:
+                    raise diverged(f"the last {MAX_SKIPPED} steps had non-finite losses and were skipped")
                 gan.update_ema(step, cfg.ema_decay)
-                interval.add(stats)
+                interval.add(stats, skipped)
                 bar.update(1)
 
                 out_of_time = cfg.max_minutes is not None and wall_s() / 60 >= cfg.max_minutes
@@ -225,7 +284,7 @@ def run(cfg, make_task, *, resume: bool = False, overwrite: bool = False) -> Pat
                     rate = interval.steps * cfg.batch_size / seconds
                     append_jsonl(run_dir / "stats.jsonl", {
                         "step": step, **epoch_of(step), **{k: round(v, 5) for k, v in means.items()},
-                        "samples_per_s": round(rate, 2), "time_s": round(wall_s(), 2)})
+                        "skipped": interval.skipped, "samples_per_s": round(rate, 2), "time_s": round(wall_s(), 2)})
                     where = f"epoch {-(-step // spe)} " if spe else ""
                     log(f"{where}step {step:,}/{total:,} | {task.format_stats(means)} | "
                         f"{_fmt_rate(rate)} {task.unit}/s | {wall_s() / 60:.1f} min")
@@ -238,7 +297,7 @@ def run(cfg, make_task, *, resume: bool = False, overwrite: bool = False) -> Pat
                 for stem, kind in samples:
                     sample(stem, kind)
                 if saving:
-                    saved = checkpoint()
+                    saved = last_saved = checkpoint()
                     if epoch_end:
                         log(f"epoch {step // spe} done at step {step:,} ({wall_s() / 60:.1f} min): "
                             f"samples/ and checkpoints/{saved.name}")
@@ -247,7 +306,7 @@ def run(cfg, make_task, *, resume: bool = False, overwrite: bool = False) -> Pat
                     break
         finally:
             bar.close()
-            bar = None
+            log.bar_active = lambda: False
 
     if stopped:
         log(f"interrupted at step {step:,}; checkpoint saved, continue with --resume")

@@ -13,24 +13,26 @@ from ganimate import losses
 from ganimate.errors import GanimateError
 
 
-def d_update(D, opt_D, real: tuple, fake: tuple, amp) -> dict[str, torch.Tensor]:
+def d_update(D, opt_D, real: tuple, fake: tuple, amp) -> dict[str, torch.Tensor | float]:
     """One step of D with the non-saturating BCE on logits: `real` and `fake` are D's arguments (the fake
-    already detached from G), `amp` the autocast context. Returns detached loss_d, D(x) and D(G(z))."""
-    opt_D.zero_grad(set_to_none=True)
+    already detached from G), `amp` the autocast context. Returns detached loss_d, D(x) and D(G(z)), and
+    `skipped` 1.0 when the loss was not finite and the step was left out (the divergence guard)."""
     with amp():
         real_logits, fake_logits = D(*real).float(), D(*fake).float()
     loss_d = losses.d_loss(real_logits, fake_logits)
-    loss_d.backward()
-    opt_D.step()
+    skipped = not g_update(opt_D, loss_d)
     return {"loss_d": loss_d.detach(), "d_real": torch.sigmoid(real_logits.detach()).mean(),
-            "d_fake": torch.sigmoid(fake_logits.detach()).mean()}
+            "d_fake": torch.sigmoid(fake_logits.detach()).mean(), "skipped": float(skipped)}
 
 
-def g_update(opt_G, loss: torch.Tensor) -> None:
-    """One step of G on its total loss."""
-    opt_G.zero_grad(set_to_none=True)
+def g_update(opt, loss: torch.Tensor) -> bool:
+    """One optimiser step on `loss`, unless it is not finite (NaN or inf): then no step, and False."""
+    opt.zero_grad(set_to_none=True)
+    if not torch.isfinite(loss):
+        return False
     loss.backward()
-    opt_G.step()
+    opt.step()
+    return True
 
 
 @torch.no_grad()
@@ -89,6 +91,12 @@ class GanState:
     def sampler(self) -> torch.nn.Module:
         """The generator samples, grids and evaluations use: the EMA copy where there is one."""
         return self.G_ema if self.G_ema is not None else self.G
+
+    def finite(self) -> bool:
+        """Whether every weight and buffer of G, D and G_ema is finite (a checkpoint must never hold NaN)."""
+        modules = [m for m in (self.G, self.D, self.G_ema) if m is not None]
+        return all(bool(torch.isfinite(t).all()) for m in modules for t in [*m.parameters(), *m.buffers()]
+                   if t.is_floating_point())
 
     def update_ema(self, step: int, decay: float) -> None:
         if self.G_ema is not None:

@@ -14,7 +14,7 @@ import torch
 
 from ganimate import losses
 from ganimate.config import TrainConfig
-from ganimate.engine import epoch_indices, run
+from ganimate.engine import data_fingerprint, epoch_indices, run
 from ganimate.errors import GanimateError
 from ganimate.gan import d_update, g_update
 from ganimate.images import make_grid, save_png, to_uint8
@@ -28,7 +28,8 @@ def train_step(G, D, opt_G, opt_D, x, y, z, bf16: bool = False) -> dict[str, tor
     G's forward pass is shared by both updates: D sees the fake detached, then G's
     loss flows back through D into G. Real and fake go through D as separate batches
     (the DCGAN recipe). bf16=True runs the forward passes under bfloat16 autocast;
-    losses, weights and optimizer state stay fp32. Returns detached scalars (no sync).
+    losses, weights and optimizer state stay fp32. Returns detached scalars, and `skipped` 1.0 when a
+    non-finite loss left an update out (checking costs one host sync per update).
     """
     amp = functools.partial(autocast, x.device, bf16)
     with amp():
@@ -37,8 +38,9 @@ def train_step(G, D, opt_G, opt_D, x, y, z, bf16: bool = False) -> dict[str, tor
     stats = d_update(D, opt_D, (x, y), (fake.detach(), y), amp)
     with amp():
         loss_g = losses.g_loss(D(fake, y).float())
-    g_update(opt_G, loss_g)
-    return {"loss_d": stats["loss_d"], "loss_g": loss_g.detach(), "d_real": stats["d_real"], "d_fake": stats["d_fake"]}
+    g_skipped = not g_update(opt_G, loss_g)
+    return {"loss_d": stats["loss_d"], "loss_g": loss_g.detach(), "d_real": stats["d_real"], "d_fake": stats["d_fake"],
+            "skipped": max(stats["skipped"], float(g_skipped))}
 
 
 def grid_inputs(cfg: TrainConfig) -> tuple[torch.Tensor, torch.Tensor | None, int]:
@@ -63,10 +65,12 @@ def load_training_data(cfg: TrainConfig, log=print):
 
     ds = load_dataset(
         cfg.dataset, "train", data_dir=cfg.data_dir, image_size=cfg.image_size,
-        channels=cfg.channels, strict=cfg.strict, log=log,
+        channels=cfg.channels, strict=cfg.strict, labels=cfg.labels, log=log,
     )
     if cfg.conditional and ds.num_classes == 0:
-        raise GanimateError(f"--conditional needs class labels, and {cfg.dataset} has none (use sub-folders per class)")
+        why = ("--labels none drops them" if cfg.labels == "none"
+               else f"{cfg.dataset} has none (use sub-folders per class)")
+        raise GanimateError(f"--conditional needs class labels, and {why}")
     if cfg.conditional is None:
         cfg.conditional = ds.num_classes > 0
     if cfg.num_classes and cfg.num_classes != ds.num_classes:
@@ -92,10 +96,14 @@ class ImageTask:
     def build_models(self):
         return build_models(self.cfg)
 
+    def fingerprint(self) -> str:
+        return data_fingerprint(self.ds.images, self.ds.labels if self.cfg.conditional else None)
+
     def describe(self) -> list[str]:
         cfg, ds = self.cfg, self.ds
+        classes = f"{ds.num_classes} classes" if cfg.conditional else "unconditional"
         return [f"data: {cfg.dataset}, {len(ds.images):,} images {cfg.channels}x{cfg.image_size}x{cfg.image_size}, "
-                f"{ds.num_classes} classes | G {count_params(self.gan.G):,} params, D {count_params(self.gan.D):,} "
+                f"{classes} | G {count_params(self.gan.G):,} params, D {count_params(self.gan.D):,} "
                 f"params | device {self.device}, {cfg.precision}"]
 
     def start(self, run_dir: Path) -> None:
@@ -105,12 +113,14 @@ class ImageTask:
         z, y, self.nrow = grid_inputs(cfg)
         self.z_grid, self.y_grid = z.to(device), (y.to(device) if y is not None else None)
         if not (run_dir / "reals.png").exists():
-            if cfg.conditional:
-                per_class = [torch.nonzero(ds.labels == c)[: self.nrow, 0] for c in range(min(cfg.num_classes, 20))]
-                idx = torch.cat(per_class)
+            if cfg.conditional:  # one class per row, padded with black where a class has fewer images
+                blank = torch.zeros_like(ds.images[:1])
+                classes = range(min(cfg.num_classes, 20))
+                rows = [ds.images[torch.nonzero(ds.labels == c)[: self.nrow, 0]] for c in classes]
+                reals = torch.cat([torch.cat([r, blank.expand(self.nrow - len(r), -1, -1, -1)]) for r in rows])
             else:
-                idx = torch.arange(min(64, len(ds.images)))
-            save_png(make_grid(ds.images[idx].permute(0, 2, 3, 1).numpy(), self.nrow), run_dir / "reals.png")
+                reals = ds.images[: min(64, len(ds.images))]
+            save_png(make_grid(reals.permute(0, 2, 3, 1).numpy(), self.nrow), run_dir / "reals.png")
 
     def batches(self, step: int):
         for idx in epoch_indices(len(self.images), self.cfg.batch_size, self.cfg.seed, step, self.device):

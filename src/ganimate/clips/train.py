@@ -63,9 +63,9 @@ def clip_train_step(cfg: ClipTrainConfig, G, D, opt_G, opt_D, x: torch.Tensor, z
     stats = d_update(D, opt_D, (x, cond), (fake.detach(), cond), amp)
     with amp():
         adv = losses.g_loss(D(fake, cond).float())
-    g_update(opt_G, cfg.adv_weight * adv + cfg.recon_weight * recon)
+    g_skipped = not g_update(opt_G, cfg.adv_weight * adv + cfg.recon_weight * recon)
     return {"loss_d": stats["loss_d"], "loss_g_adv": adv.detach(), "l1": recon.detach(), "d_real": stats["d_real"],
-            "d_fake": stats["d_fake"]}
+            "d_fake": stats["d_fake"], "skipped": max(stats["skipped"], float(g_skipped))}
 
 
 class ClipTask:
@@ -82,6 +82,9 @@ class ClipTask:
 
     def build_models(self):
         return build_clip_models(self.cfg)
+
+    def fingerprint(self) -> None:
+        return None  # clips are drawn from the digits on the fly; their source is in the config
 
     def describe(self) -> list[str]:
         cfg = self.cfg

@@ -97,6 +97,7 @@ def load_dataset(
     channels: int | None = None,
     strict: bool = False,
     download: bool = True,
+    labels: str = "auto",
     log: Callable[[str], object] = print,
 ) -> ImageDataset:
     """Load dataset `spec` (a name of the registry or folder:PATH) as uint8 tensors.
@@ -104,10 +105,15 @@ def load_dataset(
     `image_size` / `channels` convert the images (default: the dataset's own; 64 for folders).
     `strict` makes unreadable files in a folder an error instead of a logged skip; `download` allows
     fetching missing built-in files into the cache; `log` receives one-line progress messages.
+    `labels`: "auto" keeps a built-in dataset's labels and finds a folder's classes by its rule (see
+    `folder`), "folders" insists on a folder's class sub-folders (an error for built-in datasets), "none"
+    drops the labels of any dataset.
     """
     check_options(image_size, channels)
     if split not in SPLITS:
         raise DataError(f"unknown split {split!r}: use 'train' or 'test'")
+    if labels not in folder.LABEL_MODES:
+        raise DataError(f"labels must be auto, folders or none, got {labels!r}")
 
     if spec.startswith(FOLDER_PREFIX):
         path = spec[len(FOLDER_PREFIX):]
@@ -115,17 +121,22 @@ def load_dataset(
             raise DataError(f"{spec!r} names no folder: write it as {FOLDER_PREFIX}PATH")
         if split != "train":
             raise DataError(f"folder datasets have no {split} split: load {spec!r} with split 'train'")
-        images, labels, classes = folder.load(
-            path, image_size=image_size, channels=channels, strict=strict, log=log
+        images, y, classes = folder.load(
+            path, image_size=image_size, channels=channels, strict=strict, labels=labels, log=log
         )
-        return _make(spec, images, labels, classes)
+        return _make(spec, images, y, classes)
 
     entry = get_dataset(spec)
-    images, labels, classes = entry.load(entry, split, data_dir=data_dir, download=download, log=log)
+    if labels == "folders":
+        raise DataError(f"--labels folders is for folder:PATH datasets; {entry.name} has its own labels "
+                        "(use auto, or none to drop them)")
+    images, y, classes = entry.load(entry, split, data_dir=data_dir, download=download, log=log)
+    if labels == "none":
+        y = classes = None
     if channels == 1:
         images = convert_channels(images, 1)
     images = convert_channels(resize(images, image_size), channels)
-    return _make(entry.name, images, labels, classes)
+    return _make(entry.name, images, y, classes)
 
 
 def _make(

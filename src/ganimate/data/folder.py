@@ -1,15 +1,18 @@
 """Any folder of image files, searched recursively.
 
-Labelling rule: the dataset is labelled iff every image file lies in an immediate sub-folder of the
-root (one level deep); each such sub-folder is a class, labels index the sorted class names. Otherwise
-(an image in the root, or deeper than one level) the dataset is unlabelled. Hidden files and folders
-(names starting with ".") are ignored, as are files without an image extension.
+Labelling rule (torchvision's ImageFolder convention), `labels="auto"`: the class of an image is the first
+sub-folder under the root, however deep below it the image lies; labels index the sorted class names. An
+image lying directly in the root makes the whole folder unlabelled, and the log says why; the log lists each
+class with its image count. `labels="folders"` insists on classes (any image file in the root, readable or
+not, is an error before anything is decoded) and `labels="none"` ignores them. Hidden files and folders
+(names starting with ".") are ignored, as are files without an image extension and unreadable ones.
 """
 
 from __future__ import annotations
 
 import os
 import warnings
+from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -25,6 +28,8 @@ EXTENSIONS = frozenset(
 )
 DEFAULT_SIZE = 64
 GREY_MODES = frozenset({"1", "L", "LA", "La", "I", "F", "I;16", "I;16B", "I;16L", "I;16N"})
+LABEL_MODES = ("auto", "folders", "none")
+RARE_CLASS = 0.01  # a class under this fraction of the median class size gets a warning
 
 
 def find_images(root: Path) -> list[Path]:
@@ -81,8 +86,27 @@ def _try_load(path: Path, size: int, channels: int | None) -> tuple[np.ndarray, 
 
 
 def _class_of(path: Path, root: Path) -> str | None:
+    """The top-level sub-folder of `root` that holds `path`; None for a file in the root itself."""
     parts = path.relative_to(root).parts
-    return parts[0] if len(parts) == 2 else None
+    return parts[0] if len(parts) > 1 else None
+
+
+def _lie(n: int) -> str:
+    return "1 image lies" if n == 1 else f"{n} images lie"
+
+
+def class_report(counts: dict[str, int]) -> list[str]:
+    """Log lines for class sizes: each class with its image count, then a warning on classes under
+    `RARE_CLASS` of the median size."""
+    n = len(counts)
+    lines = [f"labelled by top-level sub-folder, {n} class{'es' * (n != 1)}: "
+             + ", ".join(f"{c} ({k})" for c, k in counts.items())]
+    median = float(np.median(list(counts.values())))
+    rare = [f"{c} ({k})" for c, k in counts.items() if k < RARE_CLASS * median]
+    if rare:
+        lines.append(f"warning: {len(rare)} class{'es' * (len(rare) != 1)} under {RARE_CLASS:.0%} of the median "
+                     f"class size ({median:g} images) will barely train: {', '.join(rare)}")
+    return lines
 
 
 def load(
@@ -91,9 +115,16 @@ def load(
     image_size: int | None = None,
     channels: int | None = None,
     strict: bool = False,
+    labels: str = "auto",
     log: Callable[[str], object] = print,
 ) -> tuple[np.ndarray, np.ndarray | None, list[str] | None]:
-    """Images uint8 (N, C, S, S), labels int64 (N,) or None, and class names or None."""
+    """Images uint8 (N, C, S, S), labels int64 (N,) or None, and class names or None.
+
+    `labels` is "auto", "folders" or "none" (see the module docstring); how the folder was labelled,
+    and each class's image count, go to `log`.
+    """
+    if labels not in LABEL_MODES:
+        raise DataError(f"labels must be auto, folders or none, got {labels!r}")
     root = Path(path).expanduser()
     if not root.exists():
         raise DataError(f"image folder {root} does not exist: give the path of a folder of image files")
@@ -105,6 +136,11 @@ def load(
             f"no image files ({', '.join(sorted(EXTENSIONS))}) found in {root}: put images in it, "
             "or in one sub-folder per class"
         )
+    in_root = [f.name for f in files if _class_of(f, root) is None]  # readable or not: fail before decoding
+    if labels == "folders" and in_root:
+        shown = ", ".join(in_root[:3]) + (f" and {len(in_root) - 3} more" if len(in_root) > 3 else "")
+        raise DataError(f"--labels folders needs every image in a class sub-folder, but {_lie(len(in_root))} "
+                        f"in the root folder {root}: {shown}")
     size = DEFAULT_SIZE if image_size is None else image_size
     workers = min(8, os.cpu_count() or 1, len(files))
     with warnings.catch_warnings(), ThreadPoolExecutor(workers) as pool:
@@ -133,11 +169,22 @@ def load(
             a = to_grey(a, axis=2)
         arrays.append(a)
     images = np.stack(arrays)
-    images = images[:, None] if images.ndim == 3 else images.transpose(0, 3, 1, 2)
+    images = np.ascontiguousarray(images[:, None] if images.ndim == 3 else images.transpose(0, 3, 1, 2))
 
     class_names = [_class_of(f, root) for f, _ in good]
-    if any(c is None for c in class_names):
-        return np.ascontiguousarray(images), None, None
+    in_root = [f.name for (f, _), c in zip(good, class_names, strict=True) if c is None]
+    if labels == "none" or in_root:
+        subs = {c for c in class_names if c is not None}
+        if labels == "none":
+            ignored = f"; its {len(subs)} sub-folder(s) are not used as classes" if subs else ""
+            log(f"unlabelled (labels none): {len(good)} images{ignored}")
+        else:
+            ignored = "; sub-folders are classes only when no image lies in the root" if subs else ""
+            log(f"unlabelled: {_lie(len(in_root))} in the root folder, e.g. {in_root[0]}{ignored}")
+        return images, None, None
     classes = sorted(set(class_names))
+    tally = Counter(class_names)
+    for line in class_report({c: tally[c] for c in classes}):
+        log(line)
     index = {c: i for i, c in enumerate(classes)}
-    return np.ascontiguousarray(images), np.array([index[c] for c in class_names], dtype=np.int64), classes
+    return images, np.array([index[c] for c in class_names], dtype=np.int64), classes

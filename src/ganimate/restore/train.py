@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from ganimate import losses
-from ganimate.engine import epoch_indices, run
+from ganimate.engine import data_fingerprint, epoch_indices, run
 from ganimate.errors import GanimateError
 from ganimate.gan import d_update, g_update
 from ganimate.images import make_grid, save_png, to_uint8
@@ -44,7 +44,8 @@ def restore_step(G, D, opt_G, opt_D, inp, target, adv_weight: float, l1_weight: 
             g_adv = losses.g_loss(D(inp, fake).float())
         loss = loss + adv_weight * g_adv
         stats["loss_g_adv"] = g_adv.detach()
-    g_update(opt_G, loss)
+    g_skipped = not g_update(opt_G, loss)
+    stats["skipped"] = max(stats.get("skipped", 0.0), float(g_skipped))
     return {"l1": l1.detach(), **stats}
 
 
@@ -70,6 +71,9 @@ class RestoreTask:
 
     def build_models(self):
         return build_restore_models(self.cfg)
+
+    def fingerprint(self) -> str:
+        return data_fingerprint(self.images)
 
     def describe(self) -> list[str]:
         cfg = self.cfg

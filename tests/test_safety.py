@@ -151,3 +151,13 @@ def test_diverged_steps_are_skipped_not_applied():
     assert torch.equal(w.detach(), torch.ones(3))
     assert g_update(opt, (w * 2).sum())
     assert torch.allclose(w.detach(), torch.full((3,), 0.8))
+
+
+@pytest.mark.parametrize("value", [math.nan, math.inf])
+def test_non_finite_settings_are_refused(value):
+    from ganimate.restore.config import RestoreTrainConfig
+
+    with pytest.raises(GanimateError, match="--adv-weight must be a finite number"):
+        RestoreTrainConfig(adv_weight=value)
+    with pytest.raises(GanimateError, match="--lr-d must be a finite number"):
+        TrainConfig(lr_d=value)

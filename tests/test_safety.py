@@ -161,3 +161,23 @@ def test_non_finite_settings_are_refused(value):
         RestoreTrainConfig(adv_weight=value)
     with pytest.raises(GanimateError, match="--lr-d must be a finite number"):
         TrainConfig(lr_d=value)
+
+
+def test_a_fifo_named_like_an_image_is_not_read(tmp_path):
+    import os
+
+    from ganimate.data import load_dataset
+
+    data = image_folder(tmp_path / "data", n=4)
+    os.mkfifo(data / "a" / "blocking.png")  # reading it would wait forever for a writer
+    ds = load_dataset(f"folder:{data}", image_size=16, log=lambda _: None)
+    assert len(ds) == 4
+
+
+def test_a_hand_edited_config_of_the_wrong_type_is_one_line(tiny, tmp_path):
+    run = fit(tiny(max_steps=2))
+    saved = json.loads((run / "config.json").read_text())
+    (run / "config.json").write_text(json.dumps({**saved, "batch_size": "50"}))
+    result = run_cli("train", "--out", run, "--resume", "--max-steps", "3")
+    assert result.returncode == 2 and result.stderr.count("\n") == 1
+    assert "config setting batch_size must be int, got '50'" in result.stderr

@@ -12,6 +12,8 @@ import dataclasses
 import json
 import math
 import os
+import types
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -48,6 +50,25 @@ def check_options(cfg) -> None:
             raise GanimateError(f"{flag(f.name)} must be 0 or more, got {value}")
         if bound == "unit" and not 0 <= value < 1:
             raise GanimateError(f"{flag(f.name)} must lie in [0, 1), got {value}")
+
+
+def _fits(value, tp) -> bool:
+    if tp is type(None):
+        return value is None
+    if isinstance(value, bool):
+        return tp is bool
+    return isinstance(value, int | float) if tp is float else isinstance(value, tp)
+
+
+def check_types(cls, d: dict) -> None:
+    """Values of a hand-edited config.json against the field types of `cls` (an int passes for a float)."""
+    hints = typing.get_type_hints(cls)
+    for name, value in d.items():
+        tp = hints[name]
+        allowed = typing.get_args(tp) if typing.get_origin(tp) in (types.UnionType, typing.Union) else (tp,)
+        if not any(_fits(value, t) for t in allowed):
+            names = " or ".join("null" if t is type(None) else t.__name__ for t in allowed)
+            raise GanimateError(f"config setting {name} must be {names}, got {value!r}")
 
 
 def check_image_dataset(spec: str) -> None:
@@ -118,10 +139,12 @@ class TrainBase:
 
     @classmethod
     def from_dict(cls, d: dict):
+        """A config from its saved JSON: unknown settings and values of the wrong type are one-line errors."""
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(d) - known)
         if unknown:
             raise GanimateError(f"config has unknown settings {unknown}: written by a newer ganimate?")
+        check_types(cls, d)
         return cls(**d)
 
 

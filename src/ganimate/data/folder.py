@@ -33,13 +33,15 @@ RARE_CLASS = 0.01  # a class under this fraction of the median class size gets a
 
 
 def find_images(root: Path) -> list[Path]:
-    """Image files under `root`, sorted, hidden names skipped."""
+    """Image files under `root`, sorted, hidden names skipped; only regular files (a FIFO or device named
+    x.png would block the reader forever)."""
     found = []
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
         found += [
             Path(dirpath, f) for f in sorted(filenames)
             if not f.startswith(".") and os.path.splitext(f)[1].lower() in EXTENSIONS
+            and os.path.isfile(os.path.join(dirpath, f))
         ]
     return found
 

@@ -181,3 +181,15 @@ def test_a_hand_edited_config_of_the_wrong_type_is_one_line(tiny, tmp_path):
     result = run_cli("train", "--out", run, "--resume", "--max-steps", "3")
     assert result.returncode == 2 and result.stderr.count("\n") == 1
     assert "config setting batch_size must be int, got '50'" in result.stderr
+
+
+def test_sample_checks_every_output_before_writing_any(tiny, tmp_path):
+    from ganimate.config import SampleConfig
+    from ganimate.sample import run_sample
+
+    run = fit(tiny(max_steps=2))
+    existing = tmp_path / "existing.png"
+    existing.write_bytes(b"keep")
+    with pytest.raises(GanimateError, match="must end in .npz"):
+        run_sample(SampleConfig(run=str(run), n=4, out=str(existing), npz=str(tmp_path / "out.txt"), device="cpu"))
+    assert existing.read_bytes() == b"keep"

@@ -57,6 +57,8 @@ def run_sample(cfg: SampleConfig) -> list[Path]:
     """`ganimate sample`: write a grid and/or an .npz; returns the paths written."""
     from ganimate.runtime import resolve_device
 
+    if cfg.npz is not None and Path(cfg.npz).suffix != ".npz":  # every output is checked before any is written
+        raise GanimateError(f"--npz {cfg.npz}: the file name must end in .npz")
     G, train_cfg = load_generator(cfg.run, cfg.checkpoint, str(resolve_device(cfg.device)), ema=not cfg.no_ema)
     y = sample_labels(cfg.n, G.num_classes, cfg.class_)
     if y is not None and cfg.class_ is None:
@@ -80,8 +82,5 @@ def run_sample(cfg: SampleConfig) -> list[Path]:
         arrays = {"x": x[..., 0] if x.shape[-1] == 1 else x}
         if y is not None:
             arrays["y"] = y.numpy()
-        path = Path(cfg.npz)
-        if path.suffix != ".npz":
-            raise GanimateError(f"--npz {path}: the file name must end in .npz")
-        written.append(save_npz(path, **arrays))
+        written.append(save_npz(Path(cfg.npz), **arrays))
     return written

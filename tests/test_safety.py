@@ -193,3 +193,17 @@ def test_sample_checks_every_output_before_writing_any(tiny, tmp_path):
     with pytest.raises(GanimateError, match="must end in .npz"):
         run_sample(SampleConfig(run=str(run), n=4, out=str(existing), npz=str(tmp_path / "out.txt"), device="cpu"))
     assert existing.read_bytes() == b"keep"
+
+
+def test_restore_apply_refuses_a_checkpoint_of_another_task(tmp_path):
+    from ganimate.restore.config import RestoreTrainConfig
+    from ganimate.restore.inference import load_restorer
+    from ganimate.restore.train import fit_restore
+
+    tiny = dict(dataset="synthetic", g_width=8, d_width=8, batch_size=50, val_size=1500, device="cpu",
+                precision="fp32", max_steps=2, log_every=1, progress=False)
+    sr = fit_restore(RestoreTrainConfig(task="sr", out=str(tmp_path / "sr"), **tiny))
+    denoise = fit_restore(RestoreTrainConfig(task="denoise", out=str(tmp_path / "dn"), **tiny))
+    assert load_restorer(sr, str(list_checkpoints(sr)[-1]))[1].task == "sr"
+    with pytest.raises(GanimateError, match="was trained for Gaussian noise .* but .* is a run for x4 super"):
+        load_restorer(sr, str(list_checkpoints(denoise)[-1]))

@@ -59,9 +59,13 @@ def load_restorer(run_dir: str | Path, checkpoint: str | None = None, device: st
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise GanimateError(f"run folder {run_dir} does not exist")
-    read_run_config(run_dir)  # a run of `ganimate train` is refused here with a clear message
-    state = load_checkpoint(resolve_checkpoint(run_dir, checkpoint))
+    run_cfg = read_run_config(run_dir)  # a run of `ganimate train` is refused here with a clear message
+    path = resolve_checkpoint(run_dir, checkpoint)
+    state = load_checkpoint(path)
     cfg = RestoreTrainConfig.from_dict(state["config"])
+    if run_cfg.degradation.describe() != cfg.degradation.describe():
+        raise GanimateError(f"{path} was trained for {cfg.degradation.describe()}, but {run_dir} is a run for "
+                            f"{run_cfg.degradation.describe()}: use a checkpoint of this run")
     G, _ = build_restore_models(cfg)
     try:
         G.load_state_dict(state["G_ema"])

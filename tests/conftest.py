@@ -28,6 +28,15 @@ def tiny(tmp_path):
     return lambda **kw: tiny_config(tmp_path, **kw)
 
 
+@pytest.fixture(scope="module")
+def one_thread():
+    """For modules of tiny models, which run faster on one thread than on two that wait for each other."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def run_cli(*args, cwd=None, env=None, timeout=300):
     """Run the installed CLI in a subprocess (python -m ganimate.cli) and capture its output."""
     import subprocess

@@ -22,13 +22,7 @@ TINY = dict(dataset="synthetic", g_width=8, d_width=8, batch_size=50, val_size=1
             precision="fp32")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """The tiny models here run faster on one thread than on two that wait for each other."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def tiny_cfg(tmp_path, name="run", **kw):

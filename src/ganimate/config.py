@@ -180,8 +180,17 @@ class TrainConfig(TrainBase):
                          "sub-folder is a class unless an image lies in the root; folders: insist on that; none: "
                          "unconditional even with class folders or a labelled built-in dataset)",
                          choices=("auto", "folders", "none"), default="auto")
+    augment: str = option("auto | none | diffaug | ada: augmentation D sees on real and generated images alike "
+                          "(auto: ada for datasets under 10k images, none otherwise)",
+                          choices=("auto", "none", "diffaug", "ada"), default="auto")
+    ada_target: float = option("ADA's target for the sign of D's output on reals", unit=True, default=0.6)
+    mirror: bool = option("also train on left-right mirrored copies of the data", default=False)
+    crop: str = option("center | pad: how non-square images become square (pad keeps the whole picture)",
+                       choices=("center", "pad"), default="center")
+    cache: bool = option("cache decoded folder and CIFAR-10 images (uint8) outside the data folder",
+                         default=True)
 
-    RESUMABLE = (*TrainBase.RESUMABLE, "epochs", "eval_n", "strict")
+    RESUMABLE = (*TrainBase.RESUMABLE, "epochs", "eval_n", "strict", "cache")
 
     def __post_init__(self):
         from ganimate.models import arch_defaults, check_arch

@@ -65,7 +65,7 @@ def load_training_data(cfg: TrainConfig, log=print):
 
     ds = load_dataset(
         cfg.dataset, "train", data_dir=cfg.data_dir, image_size=cfg.image_size,
-        channels=cfg.channels, strict=cfg.strict, labels=cfg.labels, log=log,
+        channels=cfg.channels, strict=cfg.strict, labels=cfg.labels, crop=cfg.crop, cache=cfg.cache, log=log,
     )
     if cfg.conditional and ds.num_classes == 0:
         why = ("--labels none drops them" if cfg.labels == "none"

@@ -98,6 +98,8 @@ def load_dataset(
     strict: bool = False,
     download: bool = True,
     labels: str = "auto",
+    crop: str = "center",
+    cache: bool = True,
     log: Callable[[str], object] = print,
 ) -> ImageDataset:
     """Load dataset `spec` (a name of the registry or folder:PATH) as uint8 tensors.
@@ -122,7 +124,8 @@ def load_dataset(
         if split != "train":
             raise DataError(f"folder datasets have no {split} split: load {spec!r} with split 'train'")
         images, y, classes = folder.load(
-            path, image_size=image_size, channels=channels, strict=strict, labels=labels, log=log
+            path, image_size=image_size, channels=channels, strict=strict, labels=labels, crop=crop, cache=cache,
+            log=log,
         )
         return _make(spec, images, y, classes)
 

@@ -118,6 +118,8 @@ def load(
     channels: int | None = None,
     strict: bool = False,
     labels: str = "auto",
+    crop: str = "center",
+    cache: bool = True,
     log: Callable[[str], object] = print,
 ) -> tuple[np.ndarray, np.ndarray | None, list[str] | None]:
     """Images uint8 (N, C, S, S), labels int64 (N,) or None, and class names or None.

@@ -25,7 +25,8 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("ganimate",),  # the package's __init__ alone: the version
     ("ganimate.errors",),
-    ("ganimate.images", "ganimate.flow"),  # arrays, PNGs, grids, atomic writes; optical flow
+    ("ganimate.images", "ganimate.flow", "ganimate.memory"),  # arrays, PNGs, grids, atomic writes; optical flow;
+    # memory estimates
     ("ganimate.data",),  # the dataset registry and loaders
     ("ganimate.models",),  # the architecture registry
     ("ganimate.config",),  # command configs, validated against the data and model registries

@@ -422,16 +422,27 @@ def test_make_timelapse_errors(tmp_path):
     assert not (run / "videos").exists() or leftovers(run / "videos") == []
 
 
-def test_output_paths():
+def test_output_paths(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    Path("o").mkdir()
     default = Path("r/videos/training")
     assert [p.name for p in output_paths(None, "both", default)] == ["training.mp4", "training.gif"]
+    assert [p.name for p in output_paths(None, None, default, "mp4")] == ["training.mp4"]
     assert [p.name for p in output_paths("o/clip", "gif", default)] == ["clip.gif"]
-    assert [p.name for p in output_paths("o/clip.GIF", "both", default)] == ["clip.GIF"]
-    assert [p.name for p in output_paths("o/clip.gif", "mp4", default)] == ["clip.gif"]  # the extension wins
+    assert [p.name for p in output_paths("o/clip.GIF", None, default)] == ["clip.GIF"]  # the extension decides
+    assert [p.name for p in output_paths("o/clip.gif", "gif", default)] == ["clip.gif"]
+    for fmt in ("mp4", "both"):  # a --format that says otherwise than the extension
+        with pytest.raises(GanimateError, match="contradicts"):
+            output_paths("o/clip.gif", fmt, default)
     with pytest.raises(GanimateError):
-        output_paths("o/clip.webm", "both", default)
+        output_paths("o/clip.webm", None, default)
     with pytest.raises(GanimateError):
         output_paths(None, "avi", default)
+    with pytest.raises(GanimateError, match="does not exist"):
+        output_paths("missing/clip.gif", None, default)
+    with pytest.raises(GanimateError, match="inside the data folder"):
+        output_paths("o/clip.gif", None, default, data_folders=[Path("o")])
+    assert not any(Path().rglob("*.*"))
 
 
 @pytest.mark.parametrize(

@@ -34,12 +34,27 @@ def list_checkpoints(run_dir: str | Path) -> list[Path]:
     return [p for _, p in sorted(found)]
 
 
+def _tensor_bytes(obj) -> int:
+    """Bytes of the tensors in a nested state (dicts, lists, tuples)."""
+    if isinstance(obj, torch.Tensor):
+        return obj.numel() * obj.element_size()
+    if isinstance(obj, dict):
+        return sum(map(_tensor_bytes, obj.values()))
+    if isinstance(obj, list | tuple):
+        return sum(map(_tensor_bytes, obj))
+    return 0
+
+
 def save_checkpoint(state: dict, run_dir: str | Path, step: int, keep: int = 3) -> Path:
     """Write `state` as checkpoints/step_XXXXXXX.pt atomically and prune to the `keep` newest."""
     path = checkpoint_path(Path(run_dir), step)
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {"format": FORMAT, "format_version": FORMAT_VERSION, "ganimate_version": __version__, **state}
-    atomic_write(path, lambda tmp: torch.save(state, tmp))
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as f:  # through a Python file, a full disk is an OSError (ENOSPC), not a zip error
+            torch.save(state, f)
+
+    atomic_write(path, write, need=_tensor_bytes(state))
     for old in list_checkpoints(run_dir)[:-keep]:
         old.unlink(missing_ok=True)
     return path

@@ -8,12 +8,14 @@ from __future__ import annotations
 import argparse
 import sys
 
+import torch
+
 from ganimate import __version__
 from ganimate.cliargs import Parser, add_config_args, add_train_command, run_command
 from ganimate.clips.cli import add_clip_commands
 from ganimate.config import SampleConfig, TrainConfig
 from ganimate.data import dataset_info
-from ganimate.errors import GanimateError
+from ganimate.errors import GanimateError, os_error_message
 from ganimate.metrics.evaluate import EvaluateConfig, run_evaluate
 from ganimate.models import build_models
 from ganimate.restore.cli import add_restore_commands
@@ -85,6 +87,16 @@ def main(argv: list[str] | None = None) -> int:
         return ns.func(ns)
     except GanimateError as e:
         print(f"ganimate: error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:  # disk full, permissions, read-only disks, folders where files are expected
+        print(f"ganimate: error: {os_error_message(e)}", file=sys.stderr)
+        return 2
+    except (MemoryError, RuntimeError) as e:  # what the estimates (ganimate.memory) did not foresee
+        if isinstance(e, RuntimeError) and not (isinstance(e, torch.OutOfMemoryError)
+                                                or "can't allocate memory" in str(e)):
+            raise
+        print("ganimate: error: out of memory: use smaller sizes (--n, --batch-size, --grid, --scale, --samples, "
+              "--g-width ...)", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("ganimate: interrupted", file=sys.stderr)

@@ -85,6 +85,25 @@ def default_out(prefix: str, dataset: str) -> str:
     return str(Path("runs") / f"{prefix}{name}")
 
 
+def data_folders_of(dataset, data_dir) -> list[Path]:
+    """The folders a run reads data from, which nothing may write into: --data-dir, $GANIMATE_DATA and a folder
+    dataset's PATH (values from a hand-edited config that are not strings are ignored)."""
+    folders = [data_dir, os.environ.get("GANIMATE_DATA")]
+    if isinstance(dataset, str) and dataset.startswith("folder:"):
+        folders.append(dataset[len("folder:"):])
+    return [Path(f).expanduser() for f in folders if isinstance(f, str) and f]
+
+
+def run_data_folders(run_dir: str | Path) -> list[Path]:
+    """`data_folders_of` the run in `run_dir`, from its config.json (only $GANIMATE_DATA without one)."""
+    try:
+        saved = json.loads((Path(run_dir) / "config.json").read_text())
+    except (OSError, ValueError):
+        saved = {}
+    saved = saved if isinstance(saved, dict) else {}
+    return data_folders_of(saved.get("dataset"), saved.get("data_dir"))
+
+
 @dataclass
 class TrainBase:
     """What every training command shares: the run folder, the schedule, the optimisers and the device.
@@ -129,10 +148,7 @@ class TrainBase:
     def data_folders(self) -> list[Path]:
         """The folders this run reads data from, which it must never write into: --data-dir, $GANIMATE_DATA and
         a folder dataset's PATH."""
-        folders = [self.data_dir, os.environ.get("GANIMATE_DATA")]
-        if self.dataset.startswith("folder:"):
-            folders.append(self.dataset[len("folder:"):])
-        return [Path(f).expanduser() for f in folders if f]
+        return data_folders_of(self.dataset, self.data_dir)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -157,7 +173,8 @@ class TrainConfig(TrainBase):
     arch: str = option("fast (the CPU preset: 4x4 up/down-sampling, fewer channels) | paper (the seed paper's "
                        "DCGAN) | tutorial (TF DCGAN tutorial)", default="fast")
     conditional: bool | None = option("class-conditional G and D (default: when the data has labels)", default=None)
-    image_size: int | None = option("image side in pixels (default: the dataset's; folders 64)", default=None)
+    image_size: int | None = option("image side in pixels (default: the dataset's; for folders their median side, "
+                                    "rounded to a size the models take, at most 64)", default=None)
     channels: int | None = option("1 (grey) or 3 (RGB) (default: the dataset's)", default=None)
     num_classes: int = option("set from the dataset", nonneg=True, default=0)
     z_dim: int = option("latent size", positive=True, default=100)

@@ -19,7 +19,7 @@ from tqdm import tqdm
 from ganimate.checkpoint import load_checkpoint, resolve_checkpoint
 from ganimate.config import print_config
 from ganimate.errors import GanimateError
-from ganimate.images import atomic_write
+from ganimate.images import atomic_write, inside
 
 RECORDS = ("stats.jsonl", "metrics.jsonl", "samples/index.jsonl")
 MARKER = ".ganimate-run"  # what makes a folder ganimate's: format, version, run id
@@ -59,7 +59,7 @@ def append_jsonl(path: str | Path, record: dict) -> None:
 
 def _parse_lines(path: Path, warn=print) -> list[tuple[str, dict]]:
     """(line, record) pairs of a JSONL file; a torn last line (a write cut short) is dropped with a warning."""
-    lines = [ln for ln in path.read_text().splitlines() if ln.strip()]
+    lines = [ln for ln in path.read_text(errors="replace").splitlines() if ln.strip()]  # damage is not UTF-8
     out = []
     for k, ln in enumerate(lines):
         try:
@@ -101,7 +101,7 @@ def read_marker(run_dir: Path) -> dict | None:
     """RUN/.ganimate-run, the file that makes a folder ganimate's run folder (None where there is none)."""
     try:
         marker = json.loads((run_dir / MARKER).read_text())
-    except (OSError, json.JSONDecodeError):
+    except (OSError, ValueError):  # ValueError: not JSON, or not even UTF-8
         return None
     return marker if isinstance(marker, dict) and marker.get("format") == "ganimate-run" else None
 
@@ -122,13 +122,9 @@ def is_run_folder(run_dir: Path) -> bool:
     try:
         names = {p.name for p in run_dir.iterdir()}
         saved = json.loads((run_dir / "config.json").read_text())
-    except (OSError, json.JSONDecodeError):
+    except (OSError, ValueError):
         return False
     return names <= RUN_ENTRIES and isinstance(saved, dict) and {"seed", "out", "dataset"} <= set(saved)
-
-
-def _inside(path: Path, folder: Path) -> bool:
-    return path == folder or folder in path.parents
 
 
 def check_outside_data(run_dir: Path, data_folders) -> None:
@@ -136,9 +132,9 @@ def check_outside_data(run_dir: Path, data_folders) -> None:
     out = run_dir.expanduser().resolve()
     for folder in data_folders:
         folder = Path(folder).expanduser().resolve()
-        if _inside(out, folder):
+        if inside(out, folder):
             raise GanimateError(f"refusing to write {run_dir} inside the data folder {folder}: choose another --out")
-        if _inside(folder, out):
+        if inside(folder, out):
             raise GanimateError(f"refusing to use {run_dir}: it holds the data folder {folder}")
 
 
@@ -228,8 +224,9 @@ def read_saved_config(run_dir: str | Path) -> dict:
         raise GanimateError(f"{run_dir} is not a run folder: no config.json there")
     try:
         saved = json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise GanimateError(f"{path} is not valid JSON ({e})") from None
+    except ValueError as e:  # not JSON, or not even UTF-8
+        reason = " ".join(str(e).split())[:100]
+        raise GanimateError(f"{path} is not valid JSON ({reason})") from None
     if not isinstance(saved, dict):
         raise GanimateError(f"{path} is not a ganimate config")
     return saved
@@ -290,5 +287,6 @@ def load_generator(run_dir: str | Path, checkpoint: str | None = None, device: s
     from ganimate.config import TrainConfig
     from ganimate.models import build_models
 
-    G, cfg, _ = load_run_generator(run_dir, TrainConfig, build_models, checkpoint, device, ema)
+    G, cfg, _ = load_run_generator(run_dir, TrainConfig, lambda c: build_models(c, training=False), checkpoint,
+                                   device, ema)
     return G, cfg

@@ -8,9 +8,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ganimate.config import SampleConfig
+from ganimate.config import SampleConfig, run_data_folders
 from ganimate.errors import GanimateError
-from ganimate.images import make_grid, save_npz, save_png, to_uint8
+from ganimate.images import check_output_file, make_grid, save_npz, save_png, to_uint8
+from ganimate.memory import check_fits
 from ganimate.runs import load_generator
 
 
@@ -59,20 +60,25 @@ def run_sample(cfg: SampleConfig) -> list[Path]:
 
     if cfg.npz is not None and Path(cfg.npz).suffix != ".npz":  # every output is checked before any is written
         raise GanimateError(f"--npz {cfg.npz}: the file name must end in .npz")
+    out = cfg.out
+    if out is None and cfg.npz is None:
+        out = str(Path(cfg.run) / "generated" / f"seed{cfg.seed}.png")
+    data = run_data_folders(cfg.run)
+    if out is not None:  # the default RUN/generated/ is made; a folder the user names must exist
+        check_output_file(out, data, create_parent=cfg.out is None)
+    if cfg.npz is not None:
+        check_output_file(cfg.npz, data)
     G, train_cfg = load_generator(cfg.run, cfg.checkpoint, str(resolve_device(cfg.device)), ema=not cfg.no_ema)
+    pixels = G.channels * G.image_size**2
+    check_fits(cfg.n * pixels * (1 + (out is not None) + (cfg.npz is not None)) + 500 * pixels * 8,
+               f"sampling {cfg.n:,} images of {G.image_size}x{G.image_size}", "use a smaller --n")
     y = sample_labels(cfg.n, G.num_classes, cfg.class_)
     if y is not None and cfg.class_ is None:
         y, _ = torch.sort(y, stable=True)  # one class per row in the grid
     x = generate(G, cfg.n, cfg.seed, y)  # (N, H, W, C)
     written = []
-    out = cfg.out
-    if out is None and cfg.npz is None:
-        out = str(Path(cfg.run) / "generated" / f"seed{cfg.seed}.png")
-        Path(out).parent.mkdir(exist_ok=True)
-    for target in (out, cfg.npz):
-        if target is not None and not Path(target).parent.is_dir():
-            raise GanimateError(f"cannot write {target}: folder {Path(target).parent} does not exist")
     if out is not None:
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
         if y is not None and cfg.class_ is None and cfg.nrow is None:
             grid = class_rows_grid(x, y.numpy(), G.num_classes)
         else:

@@ -20,9 +20,10 @@ from pathlib import Path
 import numpy as np
 from PIL import GifImagePlugin, Image, ImageDraw, ImageFont
 
-from ganimate.config import option
+from ganimate.config import option, run_data_folders
 from ganimate.errors import GanimateError
-from ganimate.images import atomic_paths
+from ganimate.images import atomic_paths, check_output_file, image_size, inside, open_image
+from ganimate.memory import check_fits
 
 VIDEO_EXTENSIONS = (".mp4", ".gif")
 FORMATS = ("mp4", "gif", "both")
@@ -278,21 +279,30 @@ def write_video(frames: Iterable[np.ndarray], path: str | Path, fps: float, *, h
     return write_videos(frames, [path], fps, hold=hold)
 
 
-def output_paths(out: str | Path | None, fmt: str, default: Path) -> list[Path]:
-    """Videos to write: `out` with an .mp4/.gif extension names one file (its extension wins over
-    `fmt`); `out` without an extension (or None, meaning `default`, a path without extension) gets
-    .mp4 and/or .gif per `fmt`.
+def output_paths(out: str | Path | None, fmt: str | None, default: Path, default_fmt: str = "both",
+                 data_folders: Sequence[Path] = ()) -> list[Path]:
+    """Videos to write: `out` with an .mp4/.gif extension names one file; `out` without an extension (or None,
+    meaning `default`, a path without extension) gets .mp4 and/or .gif per `fmt` (None: `default_fmt`). A
+    `fmt` given beside an extension that says otherwise is an error, and so is a path inside `data_folders`.
     """
-    if fmt not in FORMATS:
+    if fmt is not None and fmt not in FORMATS:
         raise GanimateError(f"format must be one of {', '.join(FORMATS)}, got {fmt!r}")
     base = Path(out) if out is not None else default
     if out is not None and base.suffix:
         ext = base.suffix.lower()
         if ext not in VIDEO_EXTENSIONS:
             raise _unknown_extension(base)
-        return [base]
-    exts = [".mp4", ".gif"] if fmt == "both" else [f".{fmt}"]
-    return [base.parent / (base.name + ext) for ext in exts]
+        if fmt is not None and f".{fmt}" != ext:
+            raise GanimateError(f"--format {fmt} contradicts --out {base} (a {ext} file): drop --format, or name "
+                                f"the output without an extension")
+        paths = [base]
+    else:
+        fmt = fmt or default_fmt
+        exts = [".mp4", ".gif"] if fmt == "both" else [f".{fmt}"]
+        paths = [base.parent / (base.name + ext) for ext in exts]
+    for path in paths:
+        check_output_file(path, data_folders, create_parent=out is None)
+    return paths
 
 
 # --------------------------------------------------------------------------- grids -> time-lapse
@@ -305,11 +315,7 @@ def _natural_key(name: str) -> list:
 def _check_sizes(paths: Sequence[Path]) -> tuple[int, int]:
     sizes = None
     for path in paths:
-        try:
-            with Image.open(path) as im:
-                size = im.size
-        except (OSError, ValueError) as e:
-            raise GanimateError(f"cannot read image {path}: {e}") from e
+        size = image_size(path)
         if sizes is None:
             sizes = (path, size)
         elif size != sizes[1]:
@@ -328,7 +334,7 @@ def _caption(kind: str, number: int) -> str:
 def _from_index(samples: Path, index: Path, kinds: set[str]) -> list[tuple[Path, str]]:
     entries: dict[str, tuple[Path, str]] = {}
     last: tuple[str, int] | None = None  # (file, step) of the latest kept grid
-    with open(index, encoding="utf-8") as f:
+    with open(index, encoding="utf-8", errors="replace") as f:  # damage shows as a line that is not JSON
         for lineno, line in enumerate(f, 1):
             if not line.strip():
                 continue
@@ -341,6 +347,8 @@ def _from_index(samples: Path, index: Path, kinds: set[str]) -> list[tuple[Path,
             if kind not in kinds:
                 continue
             path = samples / name
+            if not inside(path.resolve(), samples.resolve()):
+                raise GanimateError(f"{index} line {lineno} names {name!r}, outside {samples}")
             if not path.is_file():
                 raise GanimateError(f"{index} line {lineno} lists {name}, which is missing from {samples}")
             entries.pop(name, None)
@@ -417,12 +425,7 @@ def frames_from_files(
 ) -> Iterator[np.ndarray]:
     """Load each PNG as RGB, upscale it by `scale` and (optionally) add its caption, one at a time."""
     for path, text in items:
-        try:
-            with Image.open(path) as im:
-                frame = np.asarray(im.convert("RGB"))
-        except (OSError, ValueError) as e:
-            raise GanimateError(f"cannot read image {path}: {e}") from e
-        frame = upscale(frame, scale)
+        frame = upscale(np.asarray(open_image(path).convert("RGB")), scale)
         yield _add_caption(frame, text) if caption else frame
 
 
@@ -439,7 +442,7 @@ class VideoConfig:
     frames: str | None = option("instead of a run: any folder of PNGs, in natural file-name order", default=None)
     out: str | None = option("output file (.mp4/.gif) or base name (default RUN/videos/training)", default=None)
     source: str = option("which grids: epochs | steps | all", default="all")
-    format: str = option("mp4 | gif | both", default="both")
+    format: str | None = option("mp4 | gif | both (default: both, or the --out extension)", default=None)
     fps: float = option("frames per second", default=8)
     hold: int = option("extra copies of the last frame", default=8)
     scale: int | None = option("integer nearest-neighbour upscaling (default: frame >= 512 px)", default=None)
@@ -456,7 +459,7 @@ class VideoConfig:
             raise GanimateError(f"--scale must be a whole number >= 1, got {self.scale}")
         if self.source not in SOURCES:
             raise GanimateError(f"--source must be one of {', '.join(SOURCES)}, got {self.source!r}")
-        if self.format not in FORMATS:
+        if self.format is not None and self.format not in FORMATS:
             raise GanimateError(f"--format must be one of {', '.join(FORMATS)}, got {self.format!r}")
 
 
@@ -468,11 +471,12 @@ def make_timelapse(cfg: VideoConfig) -> list[Path]:
     else:
         items = folder_frames(cfg.frames)
         default = Path(cfg.frames) / "videos" / "timelapse"
-    paths = output_paths(cfg.out, cfg.format, default)
+    paths = output_paths(cfg.out, cfg.format, default, data_folders=run_data_folders(cfg.run) if cfg.run else ())
+    w, h = image_size(items[0][0])
+    scale = cfg.scale or default_scale(h, w)
+    check_fits(6 * 3 * h * w * scale**2, f"a {w * scale}x{h * scale} video (--scale {scale})",
+               "use a smaller --scale")
     if cfg.out is None:
         default.parent.mkdir(parents=True, exist_ok=True)
-    with Image.open(items[0][0]) as im:
-        w, h = im.size
-    scale = cfg.scale or default_scale(h, w)
     write_videos(frames_from_files(items, scale, cfg.caption), paths, cfg.fps, hold=cfg.hold)
     return paths

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ganimate.config import option
+from ganimate.config import option, run_data_folders
 from ganimate.errors import GanimateError
 from ganimate.images import make_grid, to_uint8
 from ganimate.video import FORMATS, default_scale, is_positive, is_whole, output_paths, upscale, write_videos
@@ -183,7 +183,7 @@ class InterpolateConfig:
     frames_per_transition: int = option("frames from one keyframe (or class) to the next", default=24)
     morph_classes: str | None = option("class morph instead of a walk: 0,1,2 or all (conditional runs)", default=None)
     fps: float = option("frames per second", default=24)
-    format: str = option("mp4 | gif | both", default="mp4")
+    format: str | None = option("mp4 | gif | both (default: mp4, or the --out extension)", default=None)
     scale: int | None = option("integer nearest-neighbour upscaling (default: frame >= 512 px)", default=None)
     checkpoint: str | None = option("checkpoint file or step (default: latest)", default=None)
 
@@ -196,7 +196,7 @@ class InterpolateConfig:
             )
         if not is_positive(self.fps):
             raise GanimateError(f"--fps must be a number > 0, got {self.fps}")
-        if self.format not in FORMATS:
+        if self.format is not None and self.format not in FORMATS:
             raise GanimateError(f"--format must be one of {', '.join(FORMATS)}, got {self.format!r}")
         if self.scale is not None and not is_whole(self.scale, 1):
             raise GanimateError(f"--scale must be a whole number >= 1, got {self.scale}")
@@ -270,7 +270,7 @@ def run_interpolate(cfg: InterpolateConfig) -> list[Path]:
     scale = cfg.scale or default_scale(*first.shape[:2])
     stream = (upscale(f, scale) for f in itertools.chain([first], frames))
     default = Path(cfg.run) / "videos" / name
-    paths = output_paths(cfg.out, cfg.format, default)
+    paths = output_paths(cfg.out, cfg.format, default, "mp4", run_data_folders(cfg.run))
     if cfg.out is None:
         default.parent.mkdir(parents=True, exist_ok=True)
     write_videos(stream, paths, cfg.fps)

@@ -19,9 +19,10 @@ import numpy as np
 from PIL import Image
 
 from ganimate.clips.inference import generate, load_clip_generator
-from ganimate.config import option
+from ganimate.config import option, run_data_folders
 from ganimate.errors import GanimateError
-from ganimate.images import make_grid
+from ganimate.images import make_grid, open_image
+from ganimate.memory import check_fits
 from ganimate.runtime import resolve_device
 from ganimate.video import FORMATS, default_scale, is_positive, output_paths, upscale, write_videos
 
@@ -33,31 +34,22 @@ def warn(message: str) -> None:
 def read_image(path: str | Path) -> tuple[np.ndarray, tuple[int, int]]:
     """A grey image as uint8 (H, W) and its original (width, height); one-line errors for anything else."""
     path = Path(path)
-    if not path.is_file():
-        raise GanimateError(f"image {path} does not exist")
-    try:
-        with Image.open(path) as im:
-            im.load()
-            bands = im.getbands()
-            if im.mode in ("1", "L", "I", "I;16", "F"):
-                im = im.convert("L") if im.mode in ("1", "L") else im
-                array = np.asarray(im, dtype=np.float64)
-                if im.mode != "L":  # 16-bit or float grey: scale its range to 0..255
-                    array = array * 255.0 / max(float(array.max()), 1.0)
-                return np.clip(np.rint(array), 0, 255).astype(np.uint8), im.size
-            if im.mode in ("P", "RGB") and "A" not in bands:
-                rgb = np.asarray(im.convert("RGB"))
-                if np.array_equal(rgb[..., 0], rgb[..., 1]) and np.array_equal(rgb[..., 0], rgb[..., 2]):
-                    return rgb[..., 0].copy(), im.size
-                raise GanimateError(f"{path} is a colour image (3 channels); the run makes grey (1-channel) "
-                                    f"frames: convert it to greyscale first")
-            raise GanimateError(f"{path} has {len(bands)} channels ({im.mode}); the run makes grey (1-channel) "
-                                f"frames: save it as a greyscale image without alpha")
-    except GanimateError:
-        raise
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
-        reason = " ".join(str(e).split())[:120] or type(e).__name__
-        raise GanimateError(f"cannot read image {path}: {reason}") from None
+    im = open_image(path)
+    bands = im.getbands()
+    if im.mode in ("1", "L", "I", "I;16", "F"):
+        im = im.convert("L") if im.mode in ("1", "L") else im
+        array = np.asarray(im, dtype=np.float64)
+        if im.mode != "L":  # 16-bit or float grey: scale its range to 0..255
+            array = array * 255.0 / max(float(array.max()), 1.0)
+        return np.clip(np.rint(array), 0, 255).astype(np.uint8), im.size
+    if im.mode in ("P", "RGB") and "A" not in bands:
+        rgb = np.asarray(im.convert("RGB"))
+        if np.array_equal(rgb[..., 0], rgb[..., 1]) and np.array_equal(rgb[..., 0], rgb[..., 2]):
+            return rgb[..., 0].copy(), im.size
+        raise GanimateError(f"{path} is a colour image (3 channels); the run makes grey (1-channel) "
+                            f"frames: convert it to greyscale first")
+    raise GanimateError(f"{path} has {len(bands)} channels ({im.mode}); the run makes grey (1-channel) "
+                        f"frames: save it as a greyscale image without alpha")
 
 
 def fit_size(image: np.ndarray, path: str | Path, size: int, resize: bool) -> np.ndarray:
@@ -94,14 +86,15 @@ def _check_task(run: str, task: str, wanted: str, command: str, other: str) -> N
 def _check_video_options(fps: float, fmt: str, scale: int | None) -> None:
     if not is_positive(fps):
         raise GanimateError(f"--fps must be a number > 0, got {fps}")
-    if fmt not in FORMATS:
+    if fmt is not None and fmt not in FORMATS:
         raise GanimateError(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
     if scale is not None and scale < 1:
         raise GanimateError(f"--scale must be a whole number >= 1, got {scale}")
 
 
-def _write(frames: list[np.ndarray], out: str | None, fmt: str, default: Path, fps: float, scale: int | None):
-    paths = output_paths(out, fmt, default)
+def _write(frames: list[np.ndarray], out: str | None, fmt: str | None, default: Path, fps: float,
+           scale: int | None, run: str):
+    paths = output_paths(out, fmt, default, "mp4", run_data_folders(run))
     if out is None:
         default.parent.mkdir(parents=True, exist_ok=True)
     h, w = frames[0].shape[:2]
@@ -120,7 +113,7 @@ class AnimateConfig:
     samples: int = option("different clips (noise samples) shown as a grid", default=4)
     seed: int = option("seed of the noise; the same seed gives the same clips", default=0)
     fps: float = option("frames per second", default=4)
-    format: str = option("mp4 | gif | both", default="mp4")
+    format: str | None = option("mp4 | gif | both (default: mp4, or the --out extension)", default=None)
     scale: int | None = option("integer upscaling of the frames (default: about 256 px)", default=None)
     resize: bool = option("resize a square still of another size (with a warning) instead of refusing", default=True)
     checkpoint: str | None = option("checkpoint file or step (default: latest)", default=None)
@@ -140,13 +133,15 @@ def animate(cfg: AnimateConfig) -> list[Path]:
     G, run_cfg, _ = load_clip_generator(cfg.run, cfg.checkpoint, device=device)
     _check_task(cfg.run, run_cfg.task, "predict", "animate", "inbetween")
     still = as_frame(read_image(cfg.image)[0], cfg.image, run_cfg.size, cfg.resize)
+    check_fits(3 * cfg.samples * run_cfg.frames * run_cfg.size**2, f"{cfg.samples:,} clips of {run_cfg.frames} "
+               f"{run_cfg.size}x{run_cfg.size} frames", "use a smaller --samples")
     clip = np.zeros((1, run_cfg.frames, 1, run_cfg.size, run_cfg.size), np.uint8)
     clip[0, 0] = still
     clips = generate("predict", G, clip, samples=cfg.samples, seed=cfg.seed, device=device)[:, 0]  # (K, T, 1, H, W)
     nrow = math.ceil(math.sqrt(cfg.samples))
     frames = [make_grid(clips[:, t].transpose(0, 2, 3, 1), nrow, pad_value=128) for t in range(run_cfg.frames)]
     return _write(frames, cfg.out, cfg.format, Path(cfg.run) / "videos" / f"animate-{Path(cfg.image).stem}",
-                  cfg.fps, cfg.scale)
+                  cfg.fps, cfg.scale, cfg.run)
 
 
 @dataclass
@@ -158,7 +153,7 @@ class InbetweenConfig:
     last: str = option("last frame, the same size as the first", default="")
     out: str | None = option("output .mp4/.gif or base name (default RUN/videos/inbetween)", default=None)
     fps: float = option("frames per second", default=4)
-    format: str = option("mp4 | gif | both", default="mp4")
+    format: str | None = option("mp4 | gif | both (default: mp4, or the --out extension)", default=None)
     scale: int | None = option("integer upscaling of the frames (default: about 256 px)", default=None)
     resize: bool = option("resize square frames of another size (with a warning) instead of refusing", default=True)
     checkpoint: str | None = option("checkpoint file or step (default: latest)", default=None)
@@ -184,4 +179,4 @@ def inbetween(cfg: InbetweenConfig) -> list[Path]:
     clip[0, -1] = as_frame(last, cfg.last, run_cfg.size, cfg.resize)
     done = generate("inbetween", G, clip, device=device)[0, 0]  # (T, 1, H, W)
     frames = [done[t].transpose(1, 2, 0) for t in range(run_cfg.frames)]
-    return _write(frames, cfg.out, cfg.format, Path(cfg.run) / "videos" / "inbetween", cfg.fps, cfg.scale)
+    return _write(frames, cfg.out, cfg.format, Path(cfg.run) / "videos" / "inbetween", cfg.fps, cfg.scale, cfg.run)

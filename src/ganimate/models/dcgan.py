@@ -38,6 +38,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ganimate.memory import available_bytes, check_fits
 from ganimate.models.registry import ArchSpec, get_arch, register_arch
 
 
@@ -262,12 +263,50 @@ def init_weights(module: nn.Module) -> None:
             nn.init.zeros_(m.bias)
 
 
-def build_models(cfg) -> tuple[DCGANGenerator, DCGANDiscriminator]:
-    """Build (G, D) of `cfg.arch` from a TrainConfig (or anything with the same fields), DCGAN-initialised."""
+def _make(cfg) -> tuple[DCGANGenerator, DCGANDiscriminator]:
     spec = get_arch(cfg.arch)
     num_classes = cfg.num_classes if cfg.conditional else 0
     G = spec.generator(cfg.z_dim, cfg.image_size, cfg.channels, num_classes, cfg.g_width, bn_affine=cfg.bn_affine)
     D = spec.discriminator(cfg.image_size, cfg.channels, num_classes, cfg.d_width, bn_affine=cfg.bn_affine)
+    return G, D
+
+
+def estimate_bytes(cfg, training: bool = True, activations: bool = True) -> int:
+    """Memory (G, D) of `cfg` take, from a model built on the meta device (nothing allocated): weights, and when
+    training their gradients, Adam's two moments, G's moving average and, with `activations`, those of one
+    batch (a forward pass on the meta device, which costs about 2 s the first time in a process)."""
+    with torch.device("meta"):
+        G, D = _make(cfg)
+    weights = 4 * (count_params(G) + count_params(D))
+    if not training:
+        return weights
+    states = 5 * 4 * count_params(G) + 4 * 4 * count_params(D)
+    if not activations:
+        return states
+    outputs = []
+    hooks = [m.register_forward_hook(lambda m, i, o: outputs.append(o.numel()))
+             for m in (*G.modules(), *D.modules()) if not list(m.children())]
+    with torch.device("meta"):
+        y = torch.zeros(cfg.batch_size, dtype=torch.long) if G.num_classes else None
+        D(G(torch.zeros(cfg.batch_size, cfg.z_dim), y), y)
+    for h in hooks:
+        h.remove()
+    return states + 3 * 4 * sum(outputs)  # D sees real and fake; the backward pass keeps what it needs
+
+
+def build_models(cfg, training: bool = True) -> tuple[DCGANGenerator, DCGANDiscriminator]:
+    """Build (G, D) of `cfg.arch` from a TrainConfig (or anything with the same fields), DCGAN-initialised.
+
+    A model too large for the machine (`--g-width`, `--d-width`, `--image-size`, `--batch-size`) is refused with
+    its estimate before anything is allocated."""
+    need = estimate_bytes(cfg, training, activations=False)
+    if training and (cfg.batch_size > 1024 or need > 0.05 * (available_bytes() or float("inf"))):
+        need = estimate_bytes(cfg, training)  # worth the meta forward pass only when it may not fit
+    check_fits(need, f"{'training ' if training else ''}this {cfg.arch} model "
+               f"(G width {cfg.g_width}, D width {cfg.d_width}, {cfg.image_size}x{cfg.image_size}"
+               + (f", batch {cfg.batch_size})" if training else ")"),
+               "use a smaller --g-width / --d-width" + (" / --batch-size" if training else ""))
+    G, D = _make(cfg)
     init_weights(G)
     init_weights(D)
     return G, D

@@ -14,11 +14,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
 
-from ganimate.config import option
+from ganimate.config import option, run_data_folders
 from ganimate.errors import GanimateError
-from ganimate.images import save_png, to_uint8
+from ganimate.images import check_output_folder, open_image, save_png, to_uint8
 from ganimate.restore.degrade import TASKS
 from ganimate.restore.inference import load_restorer, read_run_config, restore
 
@@ -49,13 +48,8 @@ class RestoreApplyConfig:
 
 def read_image(path: Path, channels: int, side: int) -> np.ndarray:
     """A PNG as uint8 (C, H, W), checked against the model's channels and input size."""
-    try:
-        with Image.open(path) as img:
-            img.load()
-            mode, size, array = img.mode, img.size, np.asarray(img)
-    except (UnidentifiedImageError, OSError, ValueError) as e:
-        reason = (str(e).splitlines() or [type(e).__name__])[0][:100]
-        raise GanimateError(f"{path} is not a readable image ({reason})") from None
+    img = open_image(path)
+    mode, size, array = img.mode, img.size, np.asarray(img)
     if mode != MODES[channels]:
         raise GanimateError(f"{path} is a {mode} image; this run restores {MODES[channels]} images "
                             f"({channels} channel{'s' if channels > 1 else ''})")
@@ -83,6 +77,7 @@ def apply_restore(cfg: RestoreApplyConfig) -> list[Path]:
     out = Path(cfg.out)
     if out.exists() and not out.is_dir():
         raise GanimateError(f"--out {out} exists and is not a folder")
+    check_output_folder(out, run_data_folders(cfg.run))
     targets = [out / f"{p.stem}.png" for p in files]
     clash = [t for t in targets if t.exists()]
     if clash and not cfg.overwrite:

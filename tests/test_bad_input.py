@@ -62,10 +62,13 @@ def test_a_decompression_bomb_is_refused_before_decoding(tmp_path, cli):
     png_bomb(frames / "0.png")
     rc, err = cli("video", "--frames", frames, "--out", tmp_path / "v.mp4")
     assert rc == 2 and "too large to decode safely" in one_line(err)
-    from ganimate.clips.apply import read_image
+    from ganimate.clips.apply import read_image as clip_image
+    from ganimate.errors import GanimateError
+    from ganimate.restore.apply import read_image as restore_image
 
-    with pytest.raises(Exception, match="too large to decode safely"):
-        read_image(frames / "0.png")
+    for read in (clip_image, lambda p: restore_image(p, 1, 7)):  # animate / inbetween, restore apply
+        with pytest.raises(GanimateError, match="too large to decode safely"):
+            read(frames / "0.png")
     assert not (tmp_path / "v.mp4").exists()
 
 

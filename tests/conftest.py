@@ -46,6 +46,29 @@ def run_cli(*args, cwd=None, env=None, timeout=300):
                           text=True, cwd=cwd, env=full_env, timeout=timeout)
 
 
+@pytest.fixture
+def cli(capsys, monkeypatch):
+    """Run `ganimate ARGS` in this process (main(), seconds faster than a subprocess that imports torch):
+    a CompletedProcess with returncode, stdout and stderr. `env` sets variables for the call."""
+    import subprocess
+
+    from ganimate.cli import main
+
+    def call(*args, env=None):
+        with monkeypatch.context() as m:
+            for key, value in (env or {}).items():
+                m.setenv(key, value)
+            capsys.readouterr()
+            try:
+                code = main([str(a) for a in args])
+            except SystemExit as e:  # --help, --version
+                code = e.code
+            out, err = capsys.readouterr()
+        return subprocess.CompletedProcess(args, code, out, err)
+
+    return call
+
+
 def in_ci() -> bool:
     return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
 

@@ -1,4 +1,5 @@
-"""The CLI through a subprocess: exit codes, one-line errors, nothing overwritten."""
+"""The CLI: exit codes, one-line errors, nothing overwritten. Commands run in-process through main() (the `cli`
+fixture); the module's runs are trained, and `python -m ganimate` is run, in real subprocesses."""
 
 import gzip
 import json
@@ -39,10 +40,10 @@ def test_train_writes_run_folder(trained):
     assert json.loads((trained / "uncond" / "config.json").read_text())["conditional"] is False
 
 
-def test_existing_run_refused_and_untouched(trained):
+def test_existing_run_refused_and_untouched(trained, cli):
     run = trained / "cond"
     before = {p: p.stat().st_mtime_ns for p in run.rglob("*")}
-    result = run_cli("train", "--dataset", "synthetic", *TINY, "--max-steps", "3", "--out", run)
+    result = cli("train", "--dataset", "synthetic", *TINY, "--max-steps", "3", "--out", run)
     assert_one_line_error(result, "already exists")
     assert before == {p: p.stat().st_mtime_ns for p in run.rglob("*")}
 
@@ -61,93 +62,93 @@ def test_existing_run_refused_and_untouched(trained):
         (["--no-such-flag"], "unrecognized arguments"),
     ],
 )
-def test_bad_train_input(tmp_path, args, pattern):
+def test_bad_train_input(tmp_path, args, pattern, cli):
     empty = tmp_path / "empty"
     empty.mkdir()
     args = [a.replace("{empty}", str(empty)) for a in args]
     env = {"GANIMATE_DATA": str(empty), "GANIMATE_CACHE": str(tmp_path / "cache")}
     # no network here: point every mirror at a closed local port
-    result = run_cli("train", *TINY, *args, "--out", tmp_path / "run", env={**env, "GANIMATE_OFFLINE": "1"})
+    result = cli("train", *TINY, *args, "--out", tmp_path / "run", env={**env, "GANIMATE_OFFLINE": "1"})
     assert_one_line_error(result, pattern)
     assert not (tmp_path / "run").exists()
 
 
-def test_mnist_missing_offline_names_where_to_put_files(tmp_path):
+def test_mnist_missing_offline_names_where_to_put_files(tmp_path, cli):
     empty = tmp_path / "empty"
     empty.mkdir()
     env = {"GANIMATE_DATA": str(empty), "GANIMATE_CACHE": str(tmp_path / "cache"), "GANIMATE_OFFLINE": "1"}
-    result = run_cli("train", "--dataset", "mnist", "--out", tmp_path / "run", env=env)
+    result = cli("train", "--dataset", "mnist", "--out", tmp_path / "run", env=env)
     assert_one_line_error(result, "mnist")
     assert str(tmp_path / "cache") in result.stderr or str(empty) in result.stderr
 
 
-def test_corrupt_gz_is_one_line_error(tmp_path):
+def test_corrupt_gz_is_one_line_error(tmp_path, cli):
     folder = tmp_path / "mnist"
     folder.mkdir()
     for name in ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"):
         (folder / name).write_bytes(gzip.compress(struct.pack(">II", 2051, 60000))[:-7])
     env = {"GANIMATE_DATA": str(tmp_path / "none"), "GANIMATE_CACHE": str(tmp_path / "cache"), "GANIMATE_OFFLINE": "1"}
-    result = run_cli("train", "--dataset", "mnist", "--data-dir", folder, "--out", tmp_path / "run", env=env)
+    result = cli("train", "--dataset", "mnist", "--data-dir", folder, "--out", tmp_path / "run", env=env)
     assert_one_line_error(result, "train-")
 
 
-def test_resume_errors(trained, tmp_path):
-    assert_one_line_error(run_cli("train", "--out", tmp_path / "nothing", "--resume"), "no config.json")
-    assert_one_line_error(run_cli("train", "--out", trained / "cond", "--resume", "--lr-g", "0.1"), "conflicts")
-    assert_one_line_error(run_cli("train", "--resume"), "--resume needs --out")
+def test_resume_errors(trained, tmp_path, cli):
+    assert_one_line_error(cli("train", "--out", tmp_path / "nothing", "--resume"), "no config.json")
+    assert_one_line_error(cli("train", "--out", trained / "cond", "--resume", "--lr-g", "0.1"), "conflicts")
+    assert_one_line_error(cli("train", "--resume"), "--resume needs --out")
 
 
-def test_resume_continues_step_count(trained, tmp_path):
+def test_resume_continues_step_count(trained, tmp_path, cli):
     import shutil
 
     run = tmp_path / "run"
     shutil.copytree(trained / "cond", run)
-    result = run_cli("train", "--out", run, "--resume", "--max-steps", "5")
+    result = cli("train", "--out", run, "--resume", "--max-steps", "5")
     assert result.returncode == 0, result.stderr
     assert "resuming" in result.stdout and "step 5/5" in result.stdout
     steps = [json.loads(line)["step"] for line in (run / "stats.jsonl").read_text().splitlines()]
     assert steps == sorted(steps) and steps[-1] == 5
 
 
-def test_dry_run_writes_nothing(tmp_path):
-    result = run_cli("train", "--dataset", "mnist", "--out", tmp_path / "run", "--dry-run")
+def test_dry_run_writes_nothing(tmp_path, cli):
+    result = cli("train", "--dataset", "mnist", "--out", tmp_path / "run", "--dry-run")
     assert result.returncode == 0, result.stderr
     assert '"arch": "fast"' in result.stdout and '"g_width": 192' in result.stdout and "params" in result.stdout
     assert not (tmp_path / "run").exists()
 
 
-def test_sample_grid_and_npz(trained, tmp_path):
-    result = run_cli("sample", trained / "cond", "--n", "20", "--seed", "5", "--out", tmp_path / "g.png",
+def test_sample_grid_and_npz(trained, tmp_path, cli):
+    result = cli("sample", trained / "cond", "--n", "20", "--seed", "5", "--out", tmp_path / "g.png",
                      "--npz", tmp_path / "s.npz")
     assert result.returncode == 0, result.stderr
     data = np.load(tmp_path / "s.npz")
     assert data["x"].shape == (20, 28, 28) and data["x"].dtype == np.uint8
     assert sorted(np.bincount(data["y"], minlength=10).tolist()) == [2] * 10
-    again = run_cli("sample", trained / "cond", "--n", "20", "--seed", "5", "--npz", tmp_path / "t.npz")
+    again = cli("sample", trained / "cond", "--n", "20", "--seed", "5", "--npz", tmp_path / "t.npz")
     assert again.returncode == 0
     assert np.array_equal(np.load(tmp_path / "t.npz")["x"], data["x"])
-    one = run_cli("sample", trained / "cond", "--n", "4", "--class", "7", "--npz", tmp_path / "c.npz")
+    one = cli("sample", trained / "cond", "--n", "4", "--class", "7", "--npz", tmp_path / "c.npz")
     assert one.returncode == 0 and np.load(tmp_path / "c.npz")["y"].tolist() == [7] * 4
 
 
-def test_sample_bad_input(trained, tmp_path):
-    assert_one_line_error(run_cli("sample", trained / "cond", "--class", "10"), "out of range")
-    assert_one_line_error(run_cli("sample", trained / "uncond", "--class", "1"), "unconditional")
-    assert_one_line_error(run_cli("sample", tmp_path / "missing"), "does not exist")
-    assert_one_line_error(run_cli("sample", trained / "cond", "--n", "0"), "--n must be positive")
-    assert_one_line_error(run_cli("sample", trained / "cond", "--out", tmp_path / "no" / "g.png"), "does not exist")
+def test_sample_bad_input(trained, tmp_path, cli):
+    assert_one_line_error(cli("sample", trained / "cond", "--class", "10"), "out of range")
+    assert_one_line_error(cli("sample", trained / "uncond", "--class", "1"), "unconditional")
+    assert_one_line_error(cli("sample", tmp_path / "missing"), "does not exist")
+    assert_one_line_error(cli("sample", trained / "cond", "--n", "0"), "--n must be positive")
+    assert_one_line_error(cli("sample", trained / "cond", "--out", tmp_path / "no" / "g.png"), "does not exist")
 
 
-def test_checkpoint_that_is_not_ours(trained, tmp_path):
+def test_checkpoint_that_is_not_ours(trained, tmp_path, cli):
     import shutil
 
     run = tmp_path / "run"
     shutil.copytree(trained / "cond", run)
     ckpt = sorted((run / "checkpoints").glob("*.pt"))[-1]
     torch.save({"model": torch.zeros(3)}, ckpt)
-    assert_one_line_error(run_cli("sample", run), "not a ganimate checkpoint")
+    assert_one_line_error(cli("sample", run), "not a ganimate checkpoint")
     ckpt.write_bytes(b"garbage" * 100)
-    assert_one_line_error(run_cli("sample", run), "not a ganimate checkpoint")
+    assert_one_line_error(cli("sample", run), "not a ganimate checkpoint")
 
     marker = tmp_path / "pwned"
 
@@ -156,16 +157,16 @@ def test_checkpoint_that_is_not_ours(trained, tmp_path):
             return (os.system, (f"touch {marker}",))
 
     ckpt.write_bytes(pickle.dumps({"format": Evil()}))
-    assert_one_line_error(run_cli("sample", run), "not a ganimate checkpoint")
+    assert_one_line_error(cli("sample", run), "not a ganimate checkpoint")
     assert not marker.exists()
-    assert_one_line_error(run_cli("train", "--out", run, "--resume"), "not a ganimate checkpoint")
+    assert_one_line_error(cli("train", "--out", run, "--resume"), "not a ganimate checkpoint")
 
 
-def test_videos_from_a_real_run(trained, tmp_path):
+def test_videos_from_a_real_run(trained, tmp_path, cli):
     import imageio.v3 as iio
 
     run = trained / "cond"
-    result = run_cli("video", run, "--source", "all", "--hold", "2")
+    result = cli("video", run, "--source", "all", "--hold", "2")
     assert result.returncode == 0, result.stderr
     grids = (run / "samples" / "index.jsonl").read_text().splitlines()
     mp4 = iio.imread(run / "videos" / "training.mp4", index=None)
@@ -173,29 +174,29 @@ def test_videos_from_a_real_run(trained, tmp_path):
     assert len(mp4) == len(gif) == len(grids) + 2
     assert mp4.shape[1] % 2 == 0 and mp4.shape[2] % 2 == 0 and mp4.shape[2] >= 512
 
-    result = run_cli("interpolate", run, "--morph-classes", "0,1,2", "--grid", "1x2",
+    result = cli("interpolate", run, "--morph-classes", "0,1,2", "--grid", "1x2",
                      "--frames-per-transition", "3", "--out", tmp_path / "morph.mp4")
     assert result.returncode == 0, result.stderr
     assert len(iio.imread(tmp_path / "morph.mp4", index=None)) == 9
-    result = run_cli("interpolate", run, "--keyframes", "2", "--frames-per-transition", "2",
+    result = cli("interpolate", run, "--keyframes", "2", "--frames-per-transition", "2",
                      "--out", tmp_path / "walk.gif")
     assert result.returncode == 0, result.stderr
     assert len(iio.imread(tmp_path / "walk.gif", index=None)) == 4
 
 
-def test_video_bad_input(trained, tmp_path):
-    assert_one_line_error(run_cli("interpolate", trained / "uncond", "--morph-classes", "all"), "unconditional")
-    assert_one_line_error(run_cli("video", trained / "cond", "--fps", "0"), "fps")
+def test_video_bad_input(trained, tmp_path, cli):
+    assert_one_line_error(cli("interpolate", trained / "uncond", "--morph-classes", "all"), "unconditional")
+    assert_one_line_error(cli("video", trained / "cond", "--fps", "0"), "fps")
     empty = tmp_path / "empty_run"
     empty.mkdir()
-    assert_one_line_error(run_cli("video", empty), "has no saved grids")
-    assert_one_line_error(run_cli("video", trained / "cond", "--out", tmp_path / "no" / "x.mp4"), "does not exist")
+    assert_one_line_error(cli("video", empty), "has no saved grids")
+    assert_one_line_error(cli("video", trained / "cond", "--out", tmp_path / "no" / "x.mp4"), "does not exist")
     assert not (tmp_path / "no").exists()
 
 
 @pytest.mark.parametrize("command", [["train"], ["restore", "train"], ["clip", "train"]])
-def test_every_trainer_has_the_same_run_flags(command):
-    result = run_cli(*command, "--help")
+def test_every_trainer_has_the_same_run_flags(command, cli):
+    result = cli(*command, "--help")
     assert result.returncode == 0, result.stderr
     for flag in ("--resume", "--overwrite", "--dry-run", "--max-minutes", "--eval-every", "--checkpoint-every",
                  "--max-steps", "--seed", "--device", "--precision"):
@@ -203,14 +204,14 @@ def test_every_trainer_has_the_same_run_flags(command):
 
 
 @pytest.mark.parametrize("command", [["restore", "train"], ["clip", "train"]])
-def test_trainer_flags_refuse_resume_with_overwrite(tmp_path, command):
-    result = run_cli(*command, "--out", tmp_path / "run", "--resume", "--overwrite")
+def test_trainer_flags_refuse_resume_with_overwrite(tmp_path, command, cli):
+    result = cli(*command, "--out", tmp_path / "run", "--resume", "--overwrite")
     assert_one_line_error(result, "--resume and --overwrite exclude each other")
-    assert_one_line_error(run_cli(*command, "--resume"), "--resume needs --out")
+    assert_one_line_error(cli(*command, "--resume"), "--resume needs --out")
 
 
-def test_restore_dry_run_writes_nothing(tmp_path):
-    result = run_cli("restore", "train", "--dataset", "mnist", "--task", "sr", "--out", tmp_path / "run", "--dry-run")
+def test_restore_dry_run_writes_nothing(tmp_path, cli):
+    result = cli("restore", "train", "--dataset", "mnist", "--task", "sr", "--out", tmp_path / "run", "--dry-run")
     assert result.returncode == 0, result.stderr
     assert '"image_size": 28' in result.stdout and '"channels": 1' in result.stdout
     assert "G " in result.stdout and "params" in result.stdout and "nothing written" in result.stdout
@@ -218,17 +219,17 @@ def test_restore_dry_run_writes_nothing(tmp_path):
 
     folder = tmp_path / "pictures"
     folder.mkdir()
-    result = run_cli("restore", "train", "--dataset", f"folder:{folder}", "--out", tmp_path / "run", "--dry-run")
+    result = cli("restore", "train", "--dataset", f"folder:{folder}", "--out", tmp_path / "run", "--dry-run")
     assert result.returncode == 0, result.stderr
     assert "folder" in result.stdout and "once training reads the images" in result.stdout
     assert not (tmp_path / "run").exists()
 
-    result = run_cli("restore", "train", "--dataset", "mnist", "--task", "sr", "--factor", "3", "--dry-run")
+    result = cli("restore", "train", "--dataset", "mnist", "--task", "sr", "--factor", "3", "--dry-run")
     assert_one_line_error(result, "factor")
 
 
-def test_clip_dry_run_writes_nothing(tmp_path):
-    result = run_cli("clip", "train", "--task", "predict", "--out", tmp_path / "run", "--dry-run")
+def test_clip_dry_run_writes_nothing(tmp_path, cli):
+    result = cli("clip", "train", "--task", "predict", "--out", tmp_path / "run", "--dry-run")
     assert result.returncode == 0, result.stderr
     assert '"task": "predict"' in result.stdout and "params" in result.stdout and "nothing written" in result.stdout
     assert not (tmp_path / "run").exists()

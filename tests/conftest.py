@@ -23,6 +23,19 @@ def tiny_config(tmp_path, **overrides):
     return TrainConfig(**settings)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def own_cache(tmp_path_factory):
+    """A cache folder of this test session (decoded folders, real-data statistics, reference networks), so tests
+    neither read a stale cache nor leave files in the user's ~/.cache; a test may point GANIMATE_CACHE elsewhere."""
+    before = os.environ.get("GANIMATE_CACHE")
+    os.environ["GANIMATE_CACHE"] = str(tmp_path_factory.mktemp("cache"))
+    yield
+    if before is None:
+        os.environ.pop("GANIMATE_CACHE", None)
+    else:
+        os.environ["GANIMATE_CACHE"] = before
+
+
 @pytest.fixture
 def tiny(tmp_path):
     return lambda **kw: tiny_config(tmp_path, **kw)

@@ -7,6 +7,8 @@ are looked for and `folder` for how a folder's classes are found.
 
 from __future__ import annotations
 
+import inspect
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -100,16 +102,20 @@ def load_dataset(
     labels: str = "auto",
     crop: str = "center",
     cache: bool = True,
+    progress: bool | None = None,
     log: Callable[[str], object] = print,
 ) -> ImageDataset:
     """Load dataset `spec` (a name of the registry or folder:PATH) as uint8 tensors.
 
-    `image_size` / `channels` convert the images (default: the dataset's own; 64 for folders).
+    `image_size` / `channels` convert the images (default: the dataset's own; a folder's typical size, see
+    `folder.native_size`). `crop` ("center" or "pad") is how a folder's non-square images become square.
     `strict` makes unreadable files in a folder an error instead of a logged skip; `download` allows
     fetching missing built-in files into the cache; `log` receives one-line progress messages.
     `labels`: "auto" keeps a built-in dataset's labels and finds a folder's classes by its rule (see
     `folder`), "folders" insists on a folder's class sub-folders (an error for built-in datasets), "none"
-    drops the labels of any dataset.
+    drops the labels of any dataset. `cache`: reuse decoded folder / CIFAR-10 images from the user cache
+    (`data.cache`), never written inside a data folder; `progress` (default: stderr is a terminal): a bar
+    while a folder is decoded.
     """
     check_options(image_size, channels)
     if split not in SPLITS:
@@ -125,7 +131,7 @@ def load_dataset(
             raise DataError(f"folder datasets have no {split} split: load {spec!r} with split 'train'")
         images, y, classes = folder.load(
             path, image_size=image_size, channels=channels, strict=strict, labels=labels, crop=crop, cache=cache,
-            log=log,
+            progress=progress, data_folders=_data_folders(data_dir), log=log,
         )
         return _make(spec, images, y, classes)
 
@@ -133,13 +139,19 @@ def load_dataset(
     if labels == "folders":
         raise DataError(f"--labels folders is for folder:PATH datasets; {entry.name} has its own labels "
                         "(use auto, or none to drop them)")
-    images, y, classes = entry.load(entry, split, data_dir=data_dir, download=download, log=log)
+    caching = {"cache": cache} if "cache" in inspect.signature(entry.load).parameters else {}  # loaders that cache
+    images, y, classes = entry.load(entry, split, data_dir=data_dir, download=download, log=log, **caching)
     if labels == "none":
         y = classes = None
     if channels == 1:
         images = convert_channels(images, 1)
     images = convert_channels(resize(images, image_size), channels)
     return _make(entry.name, images, y, classes)
+
+
+def _data_folders(data_dir: str | Path | None) -> list[str | Path]:
+    """--data-dir and $GANIMATE_DATA: folders the decode cache must not lie in, besides the one read."""
+    return [f for f in (data_dir, os.environ.get("GANIMATE_DATA")) if f]
 
 
 def _make(

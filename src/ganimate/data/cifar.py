@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import codecs
 import io
+import os
 import pickle
 import tarfile
 import zlib
@@ -12,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ganimate.data import cache as cachefiles
 from ganimate.data import download as dl
 from ganimate.data.spec import DatasetSpec
 from ganimate.errors import DataError
@@ -110,6 +112,18 @@ def _classes(data: bytes, where: str) -> list[str]:
     return [n.decode("latin1") if isinstance(n, bytes) else n for n in names]
 
 
+def _from_cache(hit: tuple[np.ndarray, dict] | None) -> tuple[np.ndarray, np.ndarray, list[str]] | None:
+    """A cache entry as `load` returns it, or None when its labels or classes do not fit the images."""
+    if hit is None:
+        return None
+    images, info = hit
+    labels, classes = np.asarray(info.get("labels")), info.get("classes")
+    if (images.ndim != 4 or images.shape[1:] != (3, 32, 32) or labels.shape != images.shape[:1]
+            or labels.dtype.kind != "i" or not isinstance(classes, list) or len(classes) != 10):
+        return None
+    return images, labels.astype(np.int64), [str(c) for c in classes]
+
+
 def load(
     spec: DatasetSpec,
     split: str,
@@ -117,8 +131,13 @@ def load(
     data_dir: str | Path | None = None,
     download: bool = True,
     log: Callable[[str], object] = print,
+    cache: bool = True,
 ) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """Images uint8 (N, 3, 32, 32), labels int64 (N,) and the 10 class names (from the archive) of one split."""
+    """Images uint8 (N, 3, 32, 32), labels int64 (N,) and the 10 class names (from the archive) of one split.
+
+    `cache`: keep the split decoded in the user cache (`data.cache`), keyed by the source files' paths, sizes and
+    times; a second load reads that instead of unpacking the archive.
+    """
     names = [META, *BATCHES[split]]
 
     def probe(folder: Path) -> Path | None:
@@ -131,9 +150,21 @@ def load(
         spec.name, probe, [ARCHIVE], f"{ARCHIVE} (or its extracted {FOLDER}/ folder)",
         source=spec.source, data_dir=data_dir, download=download, log=log,
     )
+    where = key = listing = None
+    if cache:
+        folders = [source if source.is_dir() else source.parent, data_dir, os.environ.get("GANIMATE_DATA")]
+        where = cachefiles.usable_dir([f for f in folders if f], log)
+        read = [source / n for n in names] if source.is_dir() else [source]
+        key = {"kind": spec.name, "source": str(source.resolve()), "split": split}
+        listing = cachefiles.listing_key(cachefiles.file_stats(read))
+        hit = _from_cache(cachefiles.load(where, key, listing))
+        if hit is not None:
+            return hit
     members = _read_members(source, names)
     classes = _classes(members[META], f"{source}:{META}")
     parts = [_batch(members[n], f"{source}:{n}", len(classes)) for n in BATCHES[split]]
     images = np.concatenate([p[0] for p in parts])
     labels = np.concatenate([p[1] for p in parts])
+    if where is not None:
+        cachefiles.save(where, key, listing, images, {"labels": labels.tolist(), "classes": classes})
     return images, labels, classes

@@ -310,7 +310,7 @@ def test_format_table_list_and_grid():
 
 
 def test_image_metrics_are_registered_in_table_order():
-    assert list(METRICS) == ["fd", "pr", "class_acc", "cas", "nn1"] and METRICS is metrics_for("image")
+    assert list(METRICS) == ["fd", "kid", "pr", "class_acc", "cas", "nn1"] and METRICS is metrics_for("image")
     assert all(callable(m.fn) and m.about for m in METRICS.values())
 
 
@@ -391,7 +391,7 @@ def quick_cas(monkeypatch):
 def test_evaluate_synthetic_conditional_run(tiny_runs, quick_cas, capsys):
     run = tiny_runs / "cond"
     record = run_evaluate(EvaluateConfig(run=str(run), n=200, nn1_sizes="100,200", json=True))
-    assert set(record["n/a"]) == {"fd", "pr", "class_acc"}
+    assert set(record["n/a"]) == {"fd", "kid", "pr", "class_acc"}
     assert record["n/a"]["fd"] == "no reference classifier for synthetic"
     for key in ("cas", "cas_real", "nn1_error_100", "nn1_error_200", "nn1_real_error_100", "nn1_real_error_200"):
         assert 0 <= record[key] <= 1

@@ -14,7 +14,7 @@ import dataclasses
 import numpy as np
 import torch
 
-from ganimate.metrics.cache import cached_arrays, real_images
+from ganimate.metrics.cache import cached_arrays, data_identity, real_images
 from ganimate.metrics.classifier import NetSpec, TrainBudget, accuracy, train_classifier
 
 CAS_BUDGET = TrainBudget(steps=300, batch_size=128, lr=3e-3)
@@ -31,16 +31,20 @@ def cas(train_x: torch.Tensor, train_y: torch.Tensor, test_x: torch.Tensor, test
 
 
 def cas_real(dataset: str, n: int, num_classes: int, *, seed: int = 0, data_dir: str | None = None,
-             image_size: int | None = None, channels: int | None = None, budget: TrainBudget | None = None) -> float:
-    """CAS of the first `n` real training images (cached per dataset, n, seed, budget and image format)."""
+             image_size: int | None = None, channels: int | None = None, budget: TrainBudget | None = None,
+             labels: str = "auto", crop: str = "center") -> float:
+    """CAS of the first `n` real training images (cached per dataset, n, seed, budget and image format; a folder
+    also by its data identity, its "train" half training and its held-out half testing, see cache.py)."""
     budget = budget or CAS_BUDGET
+    folder = dict(labels=labels, crop=crop)
 
     def compute():
-        kw = dict(data_dir=data_dir, image_size=image_size, channels=channels)
+        kw = dict(data_dir=data_dir, image_size=image_size, channels=channels, **folder)
         train_x, train_y = real_images(dataset, "train", n, **kw)
         test_x, test_y = real_images(dataset, "test", **kw)
         return {"accuracy": np.float64(cas(train_x, train_y, test_x, test_y, num_classes, seed, budget))}
 
     parts = {"kind": "cas_real", "dataset": dataset, "n": n, "seed": seed, "budget": dataclasses.asdict(budget),
-             "image_size": image_size, "channels": channels, "torch": torch.__version__.split("+")[0]}
+             "image_size": image_size, "channels": channels, "torch": torch.__version__.split("+")[0],
+             **data_identity(dataset, image_size=image_size, channels=channels, **folder)}
     return float(cached_arrays(parts, compute)["accuracy"])

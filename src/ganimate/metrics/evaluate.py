@@ -1,8 +1,11 @@
 """`ganimate evaluate RUN`: sample a run's EMA generator and score it against its dataset.
 
 The image metrics of the registry (metrics/registry.py, task "image"), one family module each: fd (Heusel
-et al. 2017, reference-classifier features), pr (Kynkäänniemi et al. 2019), class_acc (reference
-classifier on conditional samples), cas (Ravuri & Vinyals 2019) and nn1 (Radford et al. 2015, §8.1).
+et al. 2017) and kid (Bińkowski et al. 2018) in the features of the dataset's reference network (shipped for
+MNIST / Fashion-MNIST, trained on first use and cached for the others: metrics/reference.py), pr (Kynkäänniemi
+et al. 2019), class_acc (reference classifier on conditional samples), cas (Ravuri & Vinyals 2019) and nn1
+(Radford et al. 2015, §8.1). A folder's scores are measured against its held-out half (metrics/cache.py).
+`--fid inception` adds the standard Inception FID / KID through torch-fidelity (metrics/inception.py).
 Every result is appended as one JSON line to RUN/metrics.jsonl.
 """
 
@@ -10,7 +13,9 @@ from __future__ import annotations
 
 import datetime
 import json
+import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,9 +26,12 @@ from ganimate.data import has_labelled_test, has_reference_classifier
 from ganimate.errors import GanimateError
 from ganimate.metrics import cas as cas_mod
 from ganimate.metrics import classifier as clf
-from ganimate.metrics.cache import native_format, real_images
+from ganimate.metrics import inception
+from ganimate.metrics import reference as ref_mod
+from ganimate.metrics.cache import is_folder, native_format, real_images
 from ganimate.metrics.class_acc import class_acc
 from ganimate.metrics.fd import fd, real_features
+from ganimate.metrics.kid import kid_vs_real
 from ganimate.metrics.nn1 import nn1, nn1_real_error
 from ganimate.metrics.pr import precision_recall
 from ganimate.metrics.registry import Row, compute_metrics, format_table, metric_rows, metrics_for, register_metric
@@ -46,24 +54,53 @@ class Context:
     seed: int = 0
     nn1_sizes: tuple[int, ...] = ()
     device: str = "cpu"
+    labels_mode: str = "auto"  # the run's --labels and --crop: how its folder was read
+    crop: str = "center"
+    trained_reference: bool = True  # False: only shipped reference classifiers (training's quick evaluation)
+    log: Callable[[str], object] | None = None
+    _reference: ref_mod.Reference | None = None
     _embedded: tuple[torch.Tensor, torch.Tensor] | None = None
 
+    def reference(self) -> ref_mod.Reference:
+        """The dataset's reference network: the shipped classifier, or the one trained (once) for this data."""
+        if self._reference is None:
+            if has_reference_classifier(self.dataset):
+                self._reference = ref_mod.shipped(self.dataset, self.device)
+            else:
+                log = self.log or (lambda line: print(line, file=sys.stderr, flush=True))
+                self._reference = ref_mod.trained(self.dataset, data_dir=self.data_dir, device=self.device,
+                                                  log=log, **self.real())
+        return self._reference
+
     def embedded(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """(features, logits) of the first n samples under the reference classifier."""
+        """(features, logits) of the first n samples under the reference network."""
         if self._embedded is None:
-            self._embedded = clf.embed(clf.load_reference(self.dataset, self.device), self.images[: self.n])
+            self._embedded = clf.embed(self.reference().model, self.images[: self.n])
         return self._embedded
 
     def data_format(self) -> dict:
         """image_size / channels to load real data in the generator's format (None where native)."""
         return native_format(self.dataset, self.image_size, self.channels)
 
+    def real(self) -> dict:
+        """`real_images` keywords for the run's format: data_format, and a folder's labels / crop settings."""
+        folder = {"labels": self.labels_mode, "crop": self.crop} if is_folder(self.dataset) else {}
+        return {**self.data_format(), **folder}
+
+    def feature_args(self) -> dict:
+        """Keywords of fd / kid_vs_real / real_features: the shipped classifier's as before, else the trained one."""
+        if self.reference().kind == "shipped":
+            return {}
+        return {"reference": self.reference(), "real": self.real()}
+
     def test_set(self) -> tuple[torch.Tensor, torch.Tensor]:
-        return real_images(self.dataset, "test", data_dir=self.data_dir, **self.data_format())
+        return real_images(self.dataset, "test", data_dir=self.data_dir, **self.real())
 
 
 def _reference_problem(ctx: Context) -> str | None:
     if not has_reference_classifier(ctx.dataset):
+        if ctx.trained_reference and ref_mod.trainable(ctx.dataset):
+            return None
         return f"no reference classifier for {ctx.dataset}"
     if not clf.has_reference(ctx.dataset):
         return f"the {ctx.dataset} reference classifier is not installed"
@@ -78,8 +115,16 @@ def _conditional_problem(ctx: Context) -> str | None:
     return None if ctx.num_classes else "needs a conditional run"
 
 
+def _classifier_problem(ctx: Context) -> str | None:
+    if has_reference_classifier(ctx.dataset) or ctx.reference().classifies:
+        return None
+    return f"{ctx.dataset} has no labels, so its reference network is no classifier"
+
+
 def _test_problem(ctx: Context) -> str | None:
-    return None if has_labelled_test(ctx.dataset) else f"{ctx.dataset} has no labelled test split"
+    if has_labelled_test(ctx.dataset) or (is_folder(ctx.dataset) and ctx.num_classes):
+        return None  # a labelled folder: its held-out half
+    return f"{ctx.dataset} has no labelled test split"
 
 
 # ---------------------------------------------------------------- the image metrics, in table order
@@ -92,45 +137,67 @@ def _fd_rows(r: dict) -> list[Row]:
 
 
 @register_metric("fd", task=TASK, rows=_fd_rows, requires=(_reference_problem,),
-                 about="Fréchet distance in reference-classifier features")
+                 about="Fréchet distance in reference-network features")
 def fd_metric(ctx: Context) -> dict:
     """{"fd", "fd_floor", "fd_real_n"}: FD of the samples' features against the test set's, and the floor."""
-    return fd(ctx.embedded()[0], ctx.dataset, ctx.data_dir)
+    return fd(ctx.embedded()[0], ctx.dataset, ctx.data_dir, **ctx.feature_args())
+
+
+def _kid_rows(r: dict) -> list[Row]:
+    if "kid" not in r:
+        return []
+    return [Row("kid", f"{r['kid']:.5f}",
+                f"± {r['kid_std']:.5f}, real-vs-real floor {r['kid_floor']:.5f} (N={r['kid_real_n']})")]
+
+
+KID_SUBSETS, KID_SUBSET_SIZE = 100, 1000
+
+
+@register_metric("kid", task=TASK, rows=_kid_rows, requires=(_reference_problem,),
+                 about="kernel distance (unbiased MMD²) in reference-network features")
+def kid_metric(ctx: Context) -> dict:
+    """{"kid", "kid_std", "kid_floor", "kid_real_n"}: KID against the same real images as fd, and its floor."""
+    return kid_vs_real(ctx.embedded()[0], ctx.dataset, ctx.data_dir, seed=ctx.seed, subsets=KID_SUBSETS,
+                       subset_size=KID_SUBSET_SIZE, **ctx.feature_args())
 
 
 def _pr_rows(r: dict) -> list[Row]:
     if "precision" not in r:
         return []
-    return [Row("precision", f"{r['precision']:.3f}", "k=3 manifolds in classifier features"),
+    space = "encoder" if "encoder" in r.get("reference", "") else "classifier"
+    return [Row("precision", f"{r['precision']:.3f}", f"k=3 manifolds in {space} features"),
             Row("recall", f"{r['recall']:.3f}")]
 
 
 @register_metric("pr", task=TASK, rows=_pr_rows, requires=(_reference_problem,),
                  about="k-NN precision and recall (k=3)")
 def pr_metric(ctx: Context) -> dict:
-    """{"precision", "recall"} against as many real test images as samples (at most the test set)."""
-    n_test = len(real_images(ctx.dataset, "test", data_dir=ctx.data_dir)[0])
-    real = real_features(ctx.dataset, "test", min(ctx.n, n_test), ctx.data_dir)["features"]
-    return precision_recall(torch.from_numpy(real), ctx.embedded()[0])
+    """{"precision", "recall"} of as many samples as real test images: min(n, the test set's size)."""
+    args = ctx.feature_args()
+    n_test = len(real_images(ctx.dataset, "test", data_dir=ctx.data_dir, **args.get("real", {}))[0])
+    real = real_features(ctx.dataset, "test", min(ctx.n, n_test), ctx.data_dir, **args)["features"]
+    return precision_recall(torch.from_numpy(real), ctx.embedded()[0][: len(real)])
 
 
 def _class_acc_rows(r: dict) -> list[Row]:
     if "class_acc" not in r:
         return []
+    real = "real held-out images" if r.get("dataset", "").startswith("folder:") else "real test images"
     rows = [Row("class_acc", f"{r['class_acc']:.4f}",
-                f"reference classifier on real test images {r['class_acc_reference']:.4f}")]
+                f"reference classifier on {real} {r['class_acc_reference']:.4f}")]
     if "class_acc_per_class" in r:
         per = " ".join(f"{k}:{v:.3f}" for k, v in enumerate(r["class_acc_per_class"]))
         rows.append(Row("class_acc per class", per, detail=True))
     return rows
 
 
-@register_metric("class_acc", task=TASK, rows=_class_acc_rows, requires=(_conditional_problem, _reference_problem),
+@register_metric("class_acc", task=TASK, rows=_class_acc_rows,
+                 requires=(_conditional_problem, _reference_problem, _classifier_problem),
                  about="reference-classifier accuracy on conditional samples")
 def class_acc_metric(ctx: Context) -> dict:
-    """{"class_acc", "class_acc_per_class", "class_acc_reference"} (the last on real test images)."""
+    """{"class_acc", "class_acc_per_class", "class_acc_reference"} (the last on real test / held-out images)."""
     out = class_acc(ctx.embedded()[1].argmax(1), ctx.labels[: ctx.n], ctx.num_classes)
-    out["class_acc_reference"] = clf.reference_info(ctx.dataset)["test_accuracy"]
+    out["class_acc_reference"] = ctx.reference().info["test_accuracy"]
     return out
 
 
@@ -146,7 +213,7 @@ def cas_metric(ctx: Context) -> dict:
     """{"cas", "cas_real"}: CAS of the first n samples, and of n real training images."""
     test_x, test_y = ctx.test_set()
     n = ctx.n
-    kw = dict(seed=ctx.seed, data_dir=ctx.data_dir, **ctx.data_format())
+    kw = dict(seed=ctx.seed, data_dir=ctx.data_dir, **ctx.real())
     return {
         "cas": cas_mod.cas(ctx.images[:n], ctx.labels[:n], test_x, test_y, ctx.num_classes, ctx.seed),
         "cas_real": cas_mod.cas_real(ctx.dataset, n, ctx.num_classes, **kw),
@@ -171,7 +238,7 @@ def nn1_metric(ctx: Context) -> dict:
     test_x, test_y = ctx.test_set()
 
     def real_error(n: int) -> float:
-        return nn1_real_error(ctx.dataset, n, data_dir=ctx.data_dir, **ctx.data_format())
+        return nn1_real_error(ctx.dataset, n, data_dir=ctx.data_dir, **ctx.real())
 
     return nn1(ctx.images, ctx.labels, test_x, test_y, list(ctx.nn1_sizes), real_error)
 
@@ -198,14 +265,18 @@ class EvaluateConfig:
     metrics: str = option(f"comma list of {', '.join(METRICS)}, or all; in the full list, metrics that do "
                           "not apply to the run are reported n/a, a shorter list must only name ones that do",
                           default=ALL)
-    n: int = option("generated images for fd, pr, class_acc and cas (real ones: as many, up to the test set)",
-                    default=10000)
+    n: int = option("generated images for fd, kid, pr, class_acc and cas (real ones: as many, up to the test set "
+                    "or a folder's held-out half)", default=10000)
     nn1_sizes: str = option("numbers of generated (and real) training images for the 1-NN test", default="10000,50000")
     checkpoint: str | None = option("checkpoint file or step (default: latest)", default=None)
     seed: int = option("seed of the latents and of the CAS classifier", default=0)
     json: bool = option("print the result as one JSON line instead of a table", default=False)
     device: str = option("device for the generator: auto | cpu | cuda | mps", default="cpu")
     data_dir: str | None = option("folder holding the dataset files (default: the run's)", default=None)
+    fid: str = option("none | inception: also the standard Inception FID and KID of the n samples against the "
+                      "whole training set (needs torch-fidelity, pip install 'ganimate[inception]', and its "
+                      "Inception weights; without them one line says why and the rest is evaluated)",
+                      choices=("none", "inception"), default="none")
 
     def __post_init__(self):
         if not self.run:
@@ -219,6 +290,8 @@ class EvaluateConfig:
                                 f"choose from {', '.join(METRICS)} or all")
         if self.n < 2:
             raise GanimateError(f"--n must be at least 2, got {self.n}")
+        if self.fid not in ("none", "inception"):
+            raise GanimateError(f"--fid must be none or inception, got {self.fid!r}")
         _parse_sizes(self.nn1_sizes)
 
     @property
@@ -254,12 +327,14 @@ def run_evaluate(cfg: EvaluateConfig, log=None) -> dict:
     ctx = Context(
         dataset=train_cfg.dataset, data_dir=cfg.data_dir or train_cfg.data_dir, num_classes=G.num_classes,
         image_size=G.image_size, channels=G.channels, n=cfg.n, seed=cfg.seed, nn1_sizes=cfg.sizes, device=device,
+        labels_mode=getattr(train_cfg, "labels", "auto"), crop=getattr(train_cfg, "crop", "center"), log=log,
     )
     strict = set(names) != set(METRICS)
     applicable = [m for m in names if not METRICS[m].problem(ctx)]
     if strict and len(applicable) < len(names):
         compute_metrics(TASK, ctx, [m for m in names if m not in applicable], strict=True)
     counts = [cfg.n for m in applicable if m != "nn1"] + [s for s in cfg.sizes if "nn1" in applicable]
+    counts += [cfg.n] if cfg.fid == "inception" else []
     seconds = {}
     if counts:
         t = time.perf_counter()
@@ -268,12 +343,24 @@ def run_evaluate(cfg: EvaluateConfig, log=None) -> dict:
         seconds["generate"] = round(time.perf_counter() - t, 2)
     results, na, metric_seconds = compute_metrics(TASK, ctx, names, strict=False, log=log)
     seconds.update(metric_seconds)
+    if cfg.fid == "inception":
+        t = time.perf_counter()
+        why = inception.problem()
+        if why:
+            na["inception"] = why
+        else:
+            reals = torch.cat([real_images(ctx.dataset, split, data_dir=ctx.data_dir, **ctx.real())[0]
+                               for split in (("train", "test") if is_folder(ctx.dataset) else ("train",))])
+            results.update(inception.inception_scores(ctx.images[: cfg.n], reals, device, seed=cfg.seed))
+            seconds["inception"] = round(time.perf_counter() - t, 2)
     seconds["total"] = round(time.perf_counter() - start, 2)
     now = datetime.datetime.now().astimezone().isoformat(timespec="seconds")
     record = {
         "step": step, "checkpoint": str(ckpt), "time": now, "n": cfg.n, "seed": cfg.seed,
         "dataset": train_cfg.dataset, **results, "n/a": na, "seconds": seconds,
     }
+    if ctx._reference is not None and ctx._reference.kind != "shipped":
+        record["reference"] = ctx._reference.describe()
     append_jsonl(run_dir / "metrics.jsonl", record)
     print(json.dumps(record) if cfg.json else image_table(record, run_dir))
     return record
@@ -286,7 +373,10 @@ def _seconds(v) -> str:
 def image_table(record: dict, run_dir: Path | str = "") -> str:
     """The table of one `ganimate evaluate` record: metric, value, and the real-data reference beside it."""
     r = record
-    rows = metric_rows(TASK, r) + [Row(name, "n/a", reason) for name, reason in r.get("n/a", {}).items()]
+    rows = metric_rows(TASK, r) + inception.rows(r)
+    rows += [Row(name, "n/a", reason) for name, reason in r.get("n/a", {}).items()]
+    if "reference" in r:
+        rows.append(Row("reference network", r["reference"], detail=True))
     title = f"{run_dir} step {r['step']} ({Path(r['checkpoint']).name}), {r['dataset']}, n={r['n']}, seed {r['seed']}"
     secs = r.get("seconds", {})
     footer = ["seconds  " + " ".join(f"{k} {_seconds(v)}" for k, v in secs.items())] if secs else []
@@ -299,7 +389,8 @@ def quick_eval(G, dataset: str, n: int = 2000, device: str = "cpu", *, data_dir:
     """fd (with its floor) and class_acc of `n` samples from G: a few seconds, for training's --eval-every.
 
     G is put in eval mode for the call and restored; the global RNG is not touched. Metrics that do
-    not apply (no reference classifier, unconditional G) are listed under "n/a".
+    not apply (no shipped reference classifier, unconditional G) are listed under "n/a": training never
+    trains a reference network.
     """
     from ganimate.sample import generate, sample_labels
 
@@ -307,7 +398,7 @@ def quick_eval(G, dataset: str, n: int = 2000, device: str = "cpu", *, data_dir:
     G.eval()
     try:
         ctx = Context(dataset=dataset, data_dir=data_dir, num_classes=G.num_classes, image_size=G.image_size,
-                      channels=G.channels, n=n, seed=seed, device=device)
+                      channels=G.channels, n=n, seed=seed, device=device, trained_reference=False)
         if _reference_problem(ctx) is None:
             ctx.labels = sample_labels(n, G.num_classes)
             ctx.images = _to_nchw(generate(G, n, seed, ctx.labels))

@@ -1,8 +1,9 @@
 """Fréchet distance between Gaussians fitted to classifier features (FID, Heusel et al. 2017), with the
-reference classifier of the dataset in place of Inception.
+reference network of the dataset (metrics/reference.py) in place of Inception.
 
-``fd_floor`` is the same distance for the same number of real training images against the test set:
-the value a perfect generator would get, given finite-sample bias at this N.
+``fd_floor`` is the same distance for the same number of real training images against the test set
+(for a folder: its two halves, metrics/cache.py): the value a perfect generator would get, given
+finite-sample bias at this N.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ganimate.metrics.cache import cached_arrays, real_images
+from ganimate.metrics.cache import cached_arrays, data_identity, real_images
 from ganimate.metrics.classifier import embed, load_reference, reference_info
 
 
@@ -42,28 +43,51 @@ def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma
     return max(value, 0.0)
 
 
-def real_features(dataset: str, split: str, n: int, data_dir: str | None = None) -> dict[str, np.ndarray]:
-    """Reference-classifier features of the first `n` real images of a split, with their mean and
-    covariance, from the stats cache (computed once per dataset, split, n and classifier weights)."""
-    sha = reference_info(dataset)["sha256"]
+def real_features(dataset: str, split: str, n: int, data_dir: str | None = None, *, reference=None,
+                  real: dict | None = None) -> dict[str, np.ndarray]:
+    """Reference-network features of the first `n` real images of a split, with their mean and covariance,
+    from the stats cache (computed once per dataset, split, n, network weights and, for folders, data).
+
+    reference: a `metrics.reference.Reference` (default: the dataset's shipped classifier); real: the
+    image format and folder settings for `real_images` (image_size, channels, labels, crop; default native).
+    """
+    real = real or {}
 
     def compute() -> dict[str, np.ndarray]:
-        images, _ = real_images(dataset, split, n, data_dir=data_dir)
-        feats, _ = embed(load_reference(dataset), images)
+        images, _ = real_images(dataset, split, n, data_dir=data_dir, **real)
+        model = reference.model if reference is not None else load_reference(dataset)
+        feats, _ = embed(model, images)
         mu, sigma = feature_stats(feats)
         return {"features": feats.numpy(), "mu": mu, "sigma": sigma}
 
-    return cached_arrays({"kind": "features", "dataset": dataset, "split": split, "n": n, "classifier": sha},
-                         compute)
+    return cached_arrays({"kind": "features", "dataset": dataset, "split": split, "n": n,
+                          **features_key(dataset, reference, real)}, compute)
 
 
-def fd(gen_features: torch.Tensor, dataset: str, data_dir: str | None = None) -> dict:
+def features_key(dataset: str, reference=None, real: dict | None = None) -> dict:
+    """The cache-key parts that identify a feature space and its real data: the network's sha256, a non-native
+    image format, and a folder's data identity (nothing more for a built-in dataset at its own format)."""
+    real = real or {}
+    sha = reference.sha256 if reference is not None else reference_info(dataset)["sha256"]
+    extra = {k: v for k, v in real.items() if k in ("image_size", "channels") and v is not None}
+    return {"classifier": sha, **extra, **data_identity(dataset, **real)}
+
+
+def real_sets(n_gen: int, dataset: str, data_dir: str | None = None, *, reference=None, real: dict | None = None):
+    """(N, test features, train features) for scoring `n_gen` generated images: the first N = min(n_gen, test
+    size) real test images (a folder: its held-out half) and as many training images (a folder: the other half)."""
+    real = real or {}
+    n = min(n_gen, len(real_images(dataset, "test", data_dir=data_dir, **real)[0]))
+    test = real_features(dataset, "test", n, data_dir, reference=reference, real=real)
+    train = real_features(dataset, "train", n, data_dir, reference=reference, real=real)
+    return n, test, train
+
+
+def fd(gen_features: torch.Tensor, dataset: str, data_dir: str | None = None, *, reference=None,
+       real: dict | None = None) -> dict:
     """FD of generated features against the first N real test images (N = number of generated
     features, at most the test set's size), and the real-training-vs-test floor at the same N."""
-    n_test = len(real_images(dataset, "test", data_dir=data_dir)[0])
-    n = min(len(gen_features), n_test)
-    test = real_features(dataset, "test", n, data_dir)
-    train = real_features(dataset, "train", n, data_dir)
+    n, test, train = real_sets(len(gen_features), dataset, data_dir, reference=reference, real=real)
     mu, sigma = feature_stats(gen_features)
     return {
         "fd": frechet_distance(mu, sigma, test["mu"], test["sigma"]),

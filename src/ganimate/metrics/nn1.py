@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import torch
 
-from ganimate.metrics.cache import cached_arrays, real_images
+from ganimate.metrics.cache import cached_arrays, data_identity, real_images
 
 _BLOCK = 1024  # 1024 * 128 * 128 == 2**24
 
@@ -45,17 +45,18 @@ def nn1_error(train_x: torch.Tensor, train_y: torch.Tensor, test_x: torch.Tensor
 
 
 def nn1_real_error(dataset: str, n: int, *, data_dir: str | None = None, image_size: int | None = None,
-                   channels: int | None = None) -> float:
-    """1-NN test error when fitted on the first `n` real training images (cached)."""
+                   channels: int | None = None, labels: str = "auto", crop: str = "center") -> float:
+    """1-NN test error when fitted on the first `n` real training images (cached; a folder: see cache.py)."""
+    kw = dict(data_dir=data_dir, image_size=image_size, channels=channels, labels=labels, crop=crop)
 
     def compute():
-        train_x, train_y = real_images(dataset, "train", n, data_dir=data_dir, image_size=image_size,
-                                       channels=channels)
-        test_x, test_y = real_images(dataset, "test", data_dir=data_dir, image_size=image_size, channels=channels)
+        train_x, train_y = real_images(dataset, "train", n, **kw)
+        test_x, test_y = real_images(dataset, "test", **kw)
         return {"error": torch.tensor(nn1_error(train_x, train_y, test_x, test_y), dtype=torch.float64).numpy(),
                 "n": torch.tensor(len(train_x)).numpy()}
 
-    parts = {"kind": "nn1_real", "dataset": dataset, "n": n, "image_size": image_size, "channels": channels}
+    parts = {"kind": "nn1_real", "dataset": dataset, "n": n, "image_size": image_size, "channels": channels,
+             **data_identity(dataset, **kw)}
     return float(cached_arrays(parts, compute)["error"])
 
 

@@ -4,6 +4,7 @@ the noise generator; EMA updates and batch-norm re-estimation for the EMA copy."
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,12 +14,17 @@ from ganimate import losses
 from ganimate.errors import GanimateError
 
 
-def d_update(D, opt_D, real: tuple, fake: tuple, amp) -> dict[str, torch.Tensor | float]:
+def d_update(D, opt_D, real: tuple, fake: tuple, amp,
+             on_real_logits: Callable[[torch.Tensor], None] | None = None) -> dict[str, torch.Tensor | float]:
     """One step of D with the non-saturating BCE on logits: `real` and `fake` are D's arguments (the fake
-    already detached from G), `amp` the autocast context. Returns detached loss_d, D(x) and D(G(z)), and
-    `skipped` 1.0 when the loss was not finite and the step was left out (the divergence guard)."""
+    already detached from G; augmented, where the trainer augments, by the caller), `amp` the autocast
+    context, `on_real_logits` a callable that receives D's logits on the reals (ADA's overfitting signal).
+    Returns detached loss_d, D(x) and D(G(z)), and `skipped` 1.0 when the loss was not finite and the step
+    was left out (the divergence guard)."""
     with amp():
         real_logits, fake_logits = D(*real).float(), D(*fake).float()
+    if on_real_logits is not None:
+        on_real_logits(real_logits.detach())
     loss_d = losses.d_loss(real_logits, fake_logits)
     skipped = not g_update(opt_D, loss_d)
     return {"loss_d": loss_d.detach(), "d_real": torch.sigmoid(real_logits.detach()).mean(),

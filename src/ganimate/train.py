@@ -2,17 +2,21 @@
 engine (engine.py) runs into a resumable run folder.
 
 Besides the engine's files, an image run holds reals.png (real images, one class per row when
-conditional) and samples/ grids from fixed latents (epoch_XXXX.png, step_XXXXXX.png).
+conditional) and samples/ grids from fixed latents (epoch_XXXX.png, step_XXXXXX.png). D sees real and
+generated images through the run's augmentation (augment.py: DiffAugment or ADA); `--mirror` adds the
+left-right mirror image of every training image to the data.
 """
 
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
 
 from ganimate import losses
+from ganimate.augment import SMALL_DATASET, Augmenter, resolve_augment
 from ganimate.config import TrainConfig
 from ganimate.engine import data_fingerprint, epoch_indices, run
 from ganimate.errors import GanimateError
@@ -22,20 +26,26 @@ from ganimate.models import build_models, count_params
 from ganimate.runtime import autocast
 
 
-def train_step(G, D, opt_G, opt_D, x, y, z, bf16: bool = False) -> dict[str, torch.Tensor]:
+def train_step(G, D, opt_G, opt_D, x, y, z, bf16: bool = False,
+               augment: Callable[[torch.Tensor], torch.Tensor] | None = None,
+               on_real_logits: Callable[[torch.Tensor], None] | None = None) -> dict[str, torch.Tensor]:
     """One D update and one G update on a real batch x (B, C, H, W) in [-1, 1].
 
     G's forward pass is shared by both updates: D sees the fake detached, then G's
     loss flows back through D into G. Real and fake go through D as separate batches
-    (the DCGAN recipe). bf16=True runs the forward passes under bfloat16 autocast;
-    losses, weights and optimizer state stay fp32. Returns detached scalars, and `skipped` 1.0 when a
-    non-finite loss left an update out (checking costs one host sync per update).
+    (the DCGAN recipe). `augment` (differentiable; e.g. an `Augmenter`) is what D sees of every image, real
+    and fake alike: the fake is augmented once and shared by both updates, and G's gradient flows back
+    through it. `on_real_logits` receives D's logits on the (augmented) reals. bf16=True runs the forward
+    passes under bfloat16 autocast; losses, weights and optimizer state stay fp32. Returns detached scalars,
+    and `skipped` 1.0 when a non-finite loss left an update out (checking costs one host sync per update).
     """
     amp = functools.partial(autocast, x.device, bf16)
     with amp():
         fake = G(z, y)  # (B, C, H, W)
+    if augment is not None:
+        x, fake = augment(x), augment(fake)  # (B, C, H, W) each, fresh draws per image
 
-    stats = d_update(D, opt_D, (x, y), (fake.detach(), y), amp)
+    stats = d_update(D, opt_D, (x, y), (fake.detach(), y), amp, on_real_logits)
     with amp():
         loss_g = losses.g_loss(D(fake, y).float())
     g_skipped = not g_update(opt_G, loss_g)
@@ -60,7 +70,7 @@ def grid_inputs(cfg: TrainConfig) -> tuple[torch.Tensor, torch.Tensor | None, in
 
 
 def load_training_data(cfg: TrainConfig, log=print):
-    """Load the dataset and fill in the config's dataset-derived fields (sizes, classes)."""
+    """Load the dataset and fill in the config's dataset-derived fields (sizes, classes, `--augment auto`)."""
     from ganimate.data import load_dataset
 
     ds = load_dataset(
@@ -78,6 +88,10 @@ def load_training_data(cfg: TrainConfig, log=print):
             f"the run was trained with {cfg.num_classes} classes but {cfg.dataset} has {ds.num_classes}"
         )
     cfg.image_size, cfg.channels, cfg.num_classes = ds.image_size, ds.channels, ds.num_classes
+    if cfg.augment == "auto":
+        cfg.augment = resolve_augment(cfg.augment, len(ds.images))
+        log(f"--augment auto: {cfg.augment} ({len(ds.images):,} images, "
+            f"{'under' if cfg.augment == 'ada' else 'at least'} {SMALL_DATASET:,})")
     if len(ds.images) < cfg.batch_size:
         raise GanimateError(f"--batch-size {cfg.batch_size} is larger than the dataset ({len(ds.images)} images)")
     return ds
@@ -89,9 +103,11 @@ class ImageTask:
     unit = "img"
 
     def __init__(self, cfg: TrainConfig, device: torch.device, log):
-        self.cfg, self.device = cfg, device
+        self.cfg, self.device, self.log = cfg, device, log
         self.ds = load_training_data(cfg, log)
-        self.steps_per_epoch = len(self.ds.images) // cfg.batch_size
+        self.copies = 2 if cfg.mirror else 1  # --mirror: index i + N is image i mirrored
+        self.steps_per_epoch = self.copies * len(self.ds.images) // cfg.batch_size
+        self.aug = Augmenter(cfg.augment, target=cfg.ada_target, batch_size=cfg.batch_size, seed=cfg.seed)
 
     def build_models(self):
         return build_models(self.cfg)
@@ -99,12 +115,30 @@ class ImageTask:
     def fingerprint(self) -> str:
         return data_fingerprint(self.ds.images, self.ds.labels if self.cfg.conditional else None)
 
+    def state_dict(self) -> dict:
+        """What the engine checkpoints besides the GAN: the augmentation's p and random state."""
+        return {"augment": self.aug.state_dict()} if self.aug.active else {}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore the augmentation's state; a checkpoint without one was trained without augmentation (a run from
+        before --augment, whose config's missing `augment` read as auto), and so it continues."""
+        if "augment" in state:
+            self.aug.load_state_dict(state["augment"])
+        elif self.aug.active:
+            self.log(f"--augment {self.cfg.augment} -> none: the checkpoint was trained without augmentation")
+            self.cfg.augment = "none"
+            self.aug = Augmenter("none")
+
     def describe(self) -> list[str]:
         cfg, ds = self.cfg, self.ds
         classes = f"{ds.num_classes} classes" if cfg.conditional else "unconditional"
-        return [f"data: {cfg.dataset}, {len(ds.images):,} images {cfg.channels}x{cfg.image_size}x{cfg.image_size}, "
-                f"{classes} | G {count_params(self.gan.G):,} params, D {count_params(self.gan.D):,} "
-                f"params | device {self.device}, {cfg.precision}"]
+        mirror = " and their mirror images" if cfg.mirror else ""
+        augment = {"none": "no augmentation", "diffaug": "DiffAugment (colour, translation, cutout on every image)",
+                   "ada": f"ADA (colour, translation, cutout with adaptive p, target {cfg.ada_target})"}[cfg.augment]
+        return [f"data: {cfg.dataset}, {len(ds.images):,} images{mirror} {cfg.channels}x{cfg.image_size}x"
+                f"{cfg.image_size}, {classes} | G {count_params(self.gan.G):,} params, D {count_params(self.gan.D):,} "
+                f"params | device {self.device}, {cfg.precision}",
+                f"D sees real and generated images through {augment}"]
 
     def start(self, run_dir: Path) -> None:
         cfg, ds, device = self.cfg, self.ds, self.device
@@ -123,19 +157,30 @@ class ImageTask:
             save_png(make_grid(reals.permute(0, 2, 3, 1).numpy(), self.nrow), run_dir / "reals.png")
 
     def batches(self, step: int):
-        for idx in epoch_indices(len(self.images), self.cfg.batch_size, self.cfg.seed, step, self.device):
-            x = self.images[idx].float().div_(127.5).sub_(1.0)  # (B, C, H, W) in [-1, 1]
-            yield x, (self.labels[idx] if self.labels is not None else None)
+        n = len(self.images)
+        for idx in epoch_indices(self.copies * n, self.cfg.batch_size, self.cfg.seed, step, self.device):
+            src = idx % n
+            x = self.images[src].float().div_(127.5).sub_(1.0)  # (B, C, H, W) in [-1, 1]
+            if self.copies == 2:
+                x = torch.where((idx >= n).view(-1, 1, 1, 1), x.flip(3), x)  # mirror the second copy
+            yield x, (self.labels[src] if self.labels is not None else None)
 
     def train_step(self, batch) -> dict[str, torch.Tensor]:
         x, y = batch
-        gan = self.gan
+        gan, aug = self.gan, self.aug
         z = torch.randn(self.cfg.batch_size, self.cfg.z_dim, generator=gan.noise).to(self.device)
-        return train_step(gan.G, gan.D, gan.opt_G, gan.opt_D, x, y, z, bf16=self.cfg.precision == "bf16")
+        p = aug.p  # the probability this step ran with
+        stats = train_step(gan.G, gan.D, gan.opt_G, gan.opt_D, x, y, z, bf16=self.cfg.precision == "bf16",
+                           augment=aug if aug.active else None, on_real_logits=aug.observe)
+        aug.step()
+        if aug.mode == "ada":
+            stats["aug_p"] = torch.tensor(p)
+        return stats
 
     def format_stats(self, m: dict[str, float]) -> str:
+        p = f" | aug p {m['aug_p']:.3f}" if "aug_p" in m else ""
         return (f"loss_d {m['loss_d']:.3f} loss_g {m['loss_g']:.3f} | D(x) {m['d_real']:.2f} "
-                f"D(G(z)) {m['d_fake']:.2f}")
+                f"D(G(z)) {m['d_fake']:.2f}{p}")
 
     def prepare_outputs(self) -> None:
         pass

@@ -1,7 +1,10 @@
-"""Latent walks and class morphs: frame generators over a trained generator, and the video entry point.
+"""Latent walks, class morphs and morphs between real images: frame generators over a trained generator, and
+the video entry point.
 
 A sample is identified by its seed: `latents_from_seed(seed, z_dim)` always gives the same z. Frames
 are uint8 grids (H, W, C) built with `images.make_grid`, produced one at a time for `video.write_videos`.
+A morph between real images walks between their projections (`ganimate.project`): slerp for z, a straight
+line for the class embedding (class weights mixed linearly; G embeds them with a linear layer).
 """
 
 from __future__ import annotations
@@ -140,6 +143,54 @@ def _morph(G, z: torch.Tensor, onehot: torch.Tensor, fpt: int, nrow: int) -> Ite
             yield _render(G, z, w.expand(n, -1).contiguous(), nrow)
 
 
+def image_morph_frames(
+    G, z: torch.Tensor, y: torch.Tensor | None, frames_per_transition: int, loop: bool = False,
+    real: np.ndarray | None = None, real_frames: int = 0,
+) -> Iterator[np.ndarray]:
+    """Frames of a morph through K >= 2 keyframe latents z (K, D) with classes y (K,) (None: unconditional).
+
+    Transition k -> k+1 slerps z and moves the class weights in a straight line at t = i / frames_per_transition;
+    frame k * frames_per_transition is exactly keyframe k. Without `loop` the last frame is keyframe K-1; with
+    it a last transition returns to keyframe 0 (which is not repeated). With `real` (K, H, W, C) uint8 and
+    `real_frames` > 0 the morph opens on real[0] cross-fading into keyframe 0 and closes by cross-fading into
+    the real image of the keyframe it ends on (for a loop, up to the frame before real[0]).
+    """
+    _check_transition(frames_per_transition, 1)
+    if len(z) < 2:
+        raise GanimateError("a morph between images needs at least 2 images")
+    if not is_whole(real_frames, 0):
+        raise GanimateError(f"real frames must be a whole number >= 0, got {real_frames}")
+    device, fpt, k = _device(G), int(frames_per_transition), len(z)
+    z = z.to(device)
+    weights = None if y is None else F.one_hot(y.long(), G.num_classes).float().to(device)  # (K, num_classes)
+
+    def frame(a: int, b: int, t: float) -> np.ndarray:
+        zt = z[a : a + 1] if t == 0 else slerp(z[a : a + 1], z[b : b + 1], t)
+        wt = None if weights is None else (1 - t) * weights[a : a + 1] + t * weights[b : b + 1]
+        return _render(G, zt, wt, 1)
+
+    def fade(a: np.ndarray, b: np.ndarray, t: float) -> np.ndarray:
+        return np.round((1 - t) * a.astype(np.float32) + t * b.astype(np.float32)).astype(np.uint8)
+
+    fading = real is not None and real_frames > 0
+    end = 0 if loop else k - 1
+    if fading:
+        first_real = make_grid(real[:1], 1)
+        first = frame(0, 0, 0.0)
+        for i in range(int(real_frames)):
+            yield fade(first_real, first, i / real_frames)
+    for key in range(k if loop else k - 1):
+        for i in range(fpt):
+            yield frame(key, (key + 1) % k, i / fpt)
+    last = frame(end, end, 0.0)
+    if not loop:
+        yield last
+    if fading:
+        end_real = make_grid(real[end : end + 1], 1)
+        for i in range(0 if loop else 1, int(real_frames) + (0 if loop else 1)):
+            yield fade(last, end_real, i / real_frames)
+
+
 def _int_list(text: str, what: str) -> list[int]:
     try:
         values = [int(part) for part in text.replace(" ", "").split(",") if part]
@@ -186,8 +237,16 @@ class InterpolateConfig:
     format: str | None = option("mp4 | gif | both (default: mp4, or the --out extension)", default=None)
     scale: int | None = option("integer nearest-neighbour upscaling (default: frame >= 512 px)", default=None)
     checkpoint: str | None = option("checkpoint file or step (default: latest)", default=None)
+    images: list[str] | None = option("morph between your own images (2 or more; files, folders, or .npz files "
+                                      "written by `ganimate project`): each is projected into G first", default=None)
+    loop: bool = option("--images: end with a transition back to the first image", default=False)
+    real_frames: int = option("--images: frames cross-fading from the first real image into the morph and out "
+                              "into the last one (0: the morph alone)", default=0)
+    steps: int = option("--images: Adam steps of each projection (see `ganimate project`)", default=100)
 
     def __post_init__(self):
+        if self.images is not None:
+            self._check_images()
         rows, cols = parse_grid(self.grid)
         cells = rows * cols
         if not is_whole(self.frames_per_transition, 1):
@@ -220,6 +279,20 @@ class InterpolateConfig:
                 )
         elif not is_whole(self.keyframes, 2):
             raise GanimateError(f"--keyframes must be a whole number >= 2, got {self.keyframes}")
+
+    def _check_images(self) -> None:
+        if isinstance(self.images, str):
+            self.images = [self.images]
+        if self.morph_classes is not None or self.seeds is not None:
+            raise GanimateError("--images morphs between your images; it does not take --morph-classes or --seeds")
+        if parse_grid(self.grid) != (1, 1):
+            raise GanimateError("--images makes a single morph; it does not take --grid")
+        if len(self.images) < 1:
+            raise GanimateError("--images needs at least 2 images (files, folders or .npz projections)")
+        if not is_whole(self.real_frames, 0):
+            raise GanimateError(f"--real-frames must be a whole number >= 0, got {self.real_frames}")
+        if not is_whole(self.steps, 0):
+            raise GanimateError(f"--steps must be a whole number >= 0, got {self.steps}")
 
     @property
     def rows_cols(self) -> tuple[int, int]:
@@ -255,6 +328,8 @@ def run_interpolate(cfg: InterpolateConfig) -> list[Path]:
     """Load the run's generator, render the walk or morph and write the video(s); returns their paths."""
     from ganimate.runs import load_generator
 
+    if cfg.images is not None:
+        return run_image_morph(cfg)
     G, _ = load_generator(cfg.run, checkpoint=cfg.checkpoint, device="cpu")
     G.eval()
     _, cols = cfg.rows_cols
@@ -274,4 +349,67 @@ def run_interpolate(cfg: InterpolateConfig) -> list[Path]:
     if cfg.out is None:
         default.parent.mkdir(parents=True, exist_ok=True)
     write_videos(stream, paths, cfg.fps)
+    return paths
+
+
+def _read_projection(path: Path, G) -> tuple[torch.Tensor, int | None, np.ndarray | None]:
+    """(z (D,), class or None, target uint8 (H, W, C) or None) of an .npz written by `ganimate project`."""
+    try:
+        with np.load(path) as f:
+            data = {key: f[key] for key in f.files}
+    except (OSError, ValueError) as e:
+        raise GanimateError(f"cannot read projection {path}: {' '.join(str(e).split())[:100]}") from None
+    z = data.get("z")
+    if z is None or z.shape != (G.z_dim,):
+        raise GanimateError(f"{path} holds no latent z of this run's size {G.z_dim}: project with this run")
+    y = data.get("class")
+    if G.num_classes and (y is None or not 0 <= int(y) < G.num_classes):
+        raise GanimateError(f"{path} holds no class of this conditional run (0..{G.num_classes - 1})")
+    target = data.get("target")
+    if target is not None and target.shape != (G.image_size, G.image_size, G.channels):
+        target = None
+    return torch.from_numpy(z.astype(np.float32)), None if not G.num_classes else int(y), target
+
+
+def run_image_morph(cfg: InterpolateConfig) -> list[Path]:
+    """`ganimate interpolate RUN --images A B ...`: project the images (or read .npz projections), then write
+    the morph between them (`image_morph_frames`); returns the video paths."""
+    from ganimate.project import ProjectConfig, add_encoder, image_files, load_projector, project_batches, to_float
+    from ganimate.project import read_targets as read_images
+
+    items = [Path(p) for p in cfg.images]
+    paths = output_paths(cfg.out, cfg.format, Path(cfg.run) / "videos" / "morph-images")
+    if cfg.out is not None and not paths[0].parent.is_dir():
+        raise GanimateError(f"cannot write video {paths[0]}: folder {paths[0].parent} does not exist")
+    proj, train_cfg = load_projector(cfg.run, cfg.checkpoint, encoder=False)
+    G = proj.G
+    entries: list[tuple[Path, bool]] = []  # (file, is a projection)
+    for item in items:
+        if item.suffix.lower() == ".npz" and item.is_file():
+            entries.append((item, True))
+        else:
+            entries += [(f, False) for f in image_files([item])]
+    if len(entries) < 2:
+        raise GanimateError("--images needs at least 2 images (files, folders or .npz projections)")
+    read = {f: _read_projection(f, G) for f, is_npz in entries if is_npz}
+    files = [f for f, is_npz in entries if not is_npz]
+    if files:
+        targets = read_images(files, G.image_size, G.channels, getattr(train_cfg, "crop", "center"))
+        settings = ProjectConfig(run=cfg.run, images=[str(f) for f in files], steps=cfg.steps, seed=cfg.seed)
+        add_encoder(proj, settings.encoder_steps)
+        result = project_batches(proj, to_float(targets), None, settings.search())
+        for i, f in enumerate(files):
+            y = None if result.y is None else int(result.y[i])
+            read[f] = (result.z[i], y, targets[i].permute(1, 2, 0).numpy())
+    z = torch.stack([read[f][0] for f, _ in entries])  # (K, D)
+    y = torch.tensor([read[f][1] for f, _ in entries]) if G.num_classes else None
+    with torch.no_grad():
+        rendered = to_uint8(G(z, y))  # (K, H, W, C): where an .npz has no target, its projection stands in
+    real = np.stack([read[f][2] if read[f][2] is not None else rendered[i] for i, (f, _) in enumerate(entries)])
+    frames = image_morph_frames(G, z, y, cfg.frames_per_transition, cfg.loop, real, cfg.real_frames)
+    first = next(frames)
+    scale = cfg.scale or default_scale(*first.shape[:2])
+    if cfg.out is None:
+        paths[0].parent.mkdir(parents=True, exist_ok=True)
+    write_videos((upscale(f, scale) for f in itertools.chain([first], frames)), paths, cfg.fps)
     return paths

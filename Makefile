@@ -27,8 +27,10 @@ demo: $(STAMP)
 	$(BIN)/ganimate video $(DEMO_RUN) --source all --fps 8 && \
 	$(BIN)/ganimate interpolate $(DEMO_RUN) --morph-classes all --grid 2x5 --frames-per-transition 16 && \
 	$(BIN)/ganimate evaluate $(DEMO_RUN) && \
+	$(BIN)/ganimate report $(DEMO_RUN) >/dev/null && \
 	echo "demo finished in $$(( $$(date +%s) - start )) s; run folder $(DEMO_RUN): reals.png, samples/," \
-		"checkpoints/, videos/training.mp4, videos/training.gif, videos/morph.mp4, metrics.jsonl"
+		"checkpoints/, videos/training.mp4, videos/training.gif, videos/morph.mp4, metrics.jsonl, plots/" && \
+	echo "the run report (open it in a browser): $(DEMO_RUN)/report.html"
 
 # ruff, then pytest (tests/test_layers.py holds the import contract and the start-up check)
 test: $(STAMP)

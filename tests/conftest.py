@@ -17,7 +17,7 @@ def tiny_config(tmp_path, **overrides):
 
     settings = dict(
         dataset="synthetic", out=str(tmp_path / "run"), z_dim=16, g_width=32, d_width=8,
-        batch_size=50, epochs=1, max_steps=6, log_every=2, device="cpu", progress=False,
+        batch_size=50, epochs=1, max_steps=6, log_every=2, device="cpu", progress=False, report=False,
     )
     settings.update(overrides)
     return TrainConfig(**settings)

@@ -30,11 +30,15 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("ganimate.data",),  # the dataset registry and loaders
     ("ganimate.models",),  # the architecture registry
     ("ganimate.config",),  # command configs, validated against the data and model registries
-    ("ganimate.runtime", "ganimate.losses", "ganimate.video"),  # device and precision; losses; video files
+    ("ganimate.runtime", "ganimate.losses", "ganimate.video", "ganimate.augment"),  # device and precision; losses;
+    # video files; what D sees (DiffAugment, ADA)
     ("ganimate.checkpoint",),  # checkpoint files
     ("ganimate.runs",),  # run folders, records, saved configs, rebuilding a run's generator
     ("ganimate.gan", "ganimate.sample"),  # GAN state shared by the trainers; drawing images from a run's G
     ("ganimate.metrics",),  # the metric registry
+    ("ganimate.project",),  # projecting real images into a run's generator
+    ("ganimate.tensorboard",),  # TensorBoard event files of a run's records
+    ("ganimate.report",),  # the run report (HTML page, plots); the engine refreshes it
     ("ganimate.engine",),  # the training loop
     ("ganimate.train", "ganimate.restore", "ganimate.clips", "ganimate.walks"),  # tasks; latent walks
     ("ganimate.cliargs",),  # argparse helpers shared by the command modules

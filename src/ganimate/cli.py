@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 import torch
 
@@ -14,10 +15,12 @@ from ganimate import __version__
 from ganimate.cliargs import Parser, add_config_args, add_train_command, run_command
 from ganimate.clips.cli import add_clip_commands
 from ganimate.config import SampleConfig, TrainConfig
-from ganimate.data import dataset_info
+from ganimate.data import dataset_info, folder
 from ganimate.errors import GanimateError, os_error_message
 from ganimate.metrics.evaluate import EvaluateConfig, run_evaluate
 from ganimate.models import build_models
+from ganimate.project import ProjectConfig, run_project
+from ganimate.report import ReportConfig, run_report
 from ganimate.restore.cli import add_restore_commands
 from ganimate.sample import run_sample
 from ganimate.train import fit
@@ -31,7 +34,9 @@ EXAMPLES = """examples:
   ganimate sample runs/mnist --n 100 --seed 7 --out grid.png
   ganimate video runs/mnist
   ganimate interpolate runs/mnist --morph-classes all
+  ganimate project runs/mnist my_digits/ --out projected/ && ganimate interpolate runs/mnist --images a.png b.png
   ganimate evaluate runs/mnist
+  ganimate report runs/mnist                   # runs/mnist/report.html: plots, grids, videos, evaluation
   ganimate restore train --task denoise --dataset mnist --out runs/denoise
   ganimate restore train --task sr --dry-run
   ganimate clip train --task predict --out runs/clip-predict
@@ -42,6 +47,9 @@ EXAMPLES = """examples:
 def train_models(cfg: TrainConfig):
     """`ganimate train --dry-run`: the config completed from the dataset's description, and (G, D)."""
     info = dataset_info(cfg.dataset)
+    root = Path(cfg.dataset[len("folder:"):]).expanduser() if cfg.dataset.startswith("folder:") else None
+    if root is not None and cfg.image_size is None and root.is_dir():  # the size training would choose
+        cfg.image_size = folder.native_size(root, [rel for rel, _, _ in folder.scan(root)], cfg.crop, print)
     for key in ("image_size", "channels"):
         if getattr(cfg, key) is None:
             setattr(cfg, key, info.get(key) or (64 if key == "image_size" else 3))
@@ -65,12 +73,19 @@ def build_parser() -> argparse.ArgumentParser:
         ("sample", "draw images from a run's generator", SampleConfig, run_sample),
         ("video", "timelapse video of a run's sample grids (MP4 / GIF)", VideoConfig, make_timelapse),
         ("interpolate", "latent walks and class morphs as video", InterpolateConfig, run_interpolate),
-        ("evaluate", "quality metrics of a run: FD, precision/recall, class accuracy, CAS, 1-NN", EvaluateConfig,
+        ("evaluate", "quality metrics of a run: FD, KID, precision/recall, class accuracy, CAS, 1-NN", EvaluateConfig,
          lambda cfg: run_evaluate(cfg) and None),
+        ("report", "an HTML page of a run: plots, grids, videos, evaluation, config, commands", ReportConfig,
+         run_report),
+        ("project", "find the latent (and class) of your own images in a run's generator", ProjectConfig, run_project),
     ):
         p = sub.add_parser(name, help=help_)
-        add_config_args(p, cls, positional=("run",))
+        add_config_args(p, cls, positional=("run",), skip=("images",))
         p.set_defaults(func=run_command(cls, function))
+    # the image lists, which add_config_args has no form for
+    sub.choices["project"].add_argument("images", nargs="+", metavar="IMAGE", help="image files or folders")
+    sub.choices["interpolate"].add_argument("--images", nargs="+", metavar="IMAGE", default=argparse.SUPPRESS,
+                                            help=InterpolateConfig.__dataclass_fields__["images"].metadata["help"])
 
     add_restore_commands(sub)  # image restoration
     add_clip_commands(sub)  # video from images

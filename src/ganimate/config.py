@@ -138,9 +138,14 @@ class TrainBase:
                             "CPU or GPU computes it natively, else fp32", choices=("auto", "fp32", "bf16"),
                             default="auto")
     progress: bool | None = option("progress bar (default: when the terminal shows it)", default=None)
+    report: bool = option("write RUN/report.html (`ganimate report`) at the end of training", default=True)
+    report_every: int = option("also refresh RUN/report.html every N steps (0: only at the end)", nonneg=True,
+                               default=0)
+    tensorboard: bool = option("also write the stats, metrics and sample grids as TensorBoard event files in "
+                               "RUN/tensorboard/ with each report (pip install 'ganimate[tensorboard]')", default=False)
 
     RESUMABLE = ("max_steps", "max_minutes", "log_every", "sample_every", "checkpoint_every", "eval_every",
-                 "keep_checkpoints", "device", "data_dir", "progress")
+                 "keep_checkpoints", "device", "data_dir", "progress", "report", "report_every", "tensorboard")
 
     def __post_init__(self):
         check_options(self)
@@ -200,8 +205,11 @@ class TrainConfig(TrainBase):
     augment: str = option("auto | none | diffaug | ada: augmentation D sees on real and generated images alike "
                           "(auto: ada for datasets under 10k images, none otherwise)",
                           choices=("auto", "none", "diffaug", "ada"), default="auto")
-    ada_target: float = option("ADA's target for the sign of D's output on reals", unit=True, default=0.6)
-    mirror: bool = option("also train on left-right mirrored copies of the data", default=False)
+    ada_target: float = option("ADA's target for r_t = E[sign(D(real))] (0.6: D calls 80 percent of the reals real); "
+                               "the augmentation probability p rises while r_t is above it and falls below",
+                               unit=True, default=0.6)
+    mirror: bool = option("also train on left-right mirrored copies of the data (an epoch shows each image "
+                          "and its mirror image once)", default=False)
     crop: str = option("center | pad: how non-square images become square (pad keeps the whole picture)",
                        choices=("center", "pad"), default="center")
     cache: bool = option("cache decoded folder and CIFAR-10 images (uint8) outside the data folder",

@@ -12,8 +12,11 @@ takes one optimisation step on a batch, writes a sample and evaluates. Everythin
 - every `eval_every` steps and at the end: the task's evaluation, one record in metrics.jsonl;
 - every `sample_every` steps (step_XXXXXX), at each epoch's end (epoch_XXXX) and at the end: a sample
   (grid or video) in samples/, listed in samples/index.jsonl;
+- every `report_every` steps and at the end (unless --no-report): RUN/report.html, and RUN/tensorboard/ with
+  --tensorboard (report.py);
 - every `checkpoint_every` steps, at each epoch's end and at the end (also on Ctrl-C and at
-  `--max-minutes`): a checkpoint that resumes bit for bit on CPU.
+  `--max-minutes`): a checkpoint that resumes bit for bit on CPU. A task with training state of its own
+  (the image task's ADA probability) defines `state_dict()` / `load_state_dict(state)`, kept under "task".
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from tqdm import tqdm
 from ganimate.checkpoint import list_checkpoints, load_checkpoint, save_checkpoint
 from ganimate.errors import GanimateError
 from ganimate.gan import GanState
+from ganimate.report import check_reporting, report_hook
 from ganimate.runs import RunLock, RunLog, append_jsonl, open_run, read_marker
 from ganimate.runtime import resolve_device, resolve_precision
 
@@ -74,6 +78,9 @@ class Task(Protocol):
 
     def fingerprint(self) -> str | None:
         """A digest of the training data, checked on resume (None: not checked); see `data_fingerprint`."""
+
+    # Optional: `state_dict() -> dict` and `load_state_dict(state: dict)` for training state of the task's own
+    # (tensors, numbers), saved in every checkpoint under "task" and restored on resume.
 
 
 def data_fingerprint(*tensors: torch.Tensor | None) -> str:
@@ -160,6 +167,7 @@ def run(cfg, make_task, *, resume: bool = False, overwrite: bool = False) -> Pat
     """Train `make_task(cfg, device, log)` into the run folder cfg.out (or continue it with resume=True);
     returns the run folder. Ctrl-C saves a checkpoint and raises KeyboardInterrupt."""
     run_dir = Path(cfg.out)
+    check_reporting(cfg)  # --tensorboard without its package: one line now, not after training
     device = resolve_device(cfg.device)
     found = list_checkpoints(run_dir) if resume else []
     ckpt_path = found[-1] if found else None  # a run without a checkpoint yet starts over
@@ -179,6 +187,8 @@ def run(cfg, make_task, *, resume: bool = False, overwrite: bool = False) -> Pat
     gan = task.gan = GanState.create(*task.build_models(), lr_g=cfg.lr_g, lr_d=cfg.lr_d,
                                      betas=(cfg.beta1, cfg.beta2), seed=cfg.seed, ema=getattr(cfg, "ema", True))
     step, elapsed = gan.resume(state, ckpt_path, device, total, more)
+    if state is not None and hasattr(task, "load_state_dict"):
+        task.load_state_dict(state.get("task") or {})
     fingerprint = task.fingerprint()
     if state is not None:
         _check_resume(state, ckpt_path, run_dir, fingerprint)
@@ -242,8 +252,9 @@ def _train(cfg, task, gan: GanState, log, run_dir: Path, device, step: int, tota
     def checkpoint() -> Path:
         if not gan.finite():
             raise diverged("the weights are no longer finite, so no checkpoint was written")
+        own = {"task": task.state_dict()} if hasattr(task, "state_dict") else {}
         return save_checkpoint({"config": cfg.to_dict(), "step": step, **({"epoch": step // spe} if spe else {}),
-                                "elapsed_s": wall_s(), **identity, **gan.state_dict(device)},
+                                "elapsed_s": wall_s(), **identity, **gan.state_dict(device), **own},
                                run_dir, step, keep=cfg.keep_checkpoints)
 
     show_bar = cfg.progress if cfg.progress is not None else sys.stderr.isatty()
@@ -301,6 +312,7 @@ def _train(cfg, task, gan: GanState, log, run_dir: Path, device, step: int, tota
                     if epoch_end:
                         log(f"epoch {step // spe} done at step {step:,} ({wall_s() / 60:.1f} min): "
                             f"samples/ and checkpoints/{saved.name}")
+                report_hook(run_dir, cfg, step, final=last, log=log)  # RUN/report.html (+ tensorboard/) when due
                 interval.resume()
                 if last:
                     break

@@ -94,7 +94,8 @@ def trim_jsonl(path: Path, max_step: int, warn=print) -> None:
 
 # What a run folder may hold besides ganimate's marker: an older run folder (no marker) is recognised by them.
 RUN_ENTRIES = frozenset({"config.json", "log.txt", "stats.jsonl", "metrics.jsonl", "reals.png", "samples",
-                         "checkpoints", "videos", "generated", "restore_eval.md", MARKER, LOCK})
+                         "checkpoints", "videos", "generated", "restore_eval.md", "report.html", "plots", "tensorboard",
+                         MARKER, LOCK})
 
 
 def read_marker(run_dir: Path) -> dict | None:

@@ -79,6 +79,8 @@ def test_sizes_that_cannot_fit_are_refused_with_an_estimate(run, tmp_path, cli):
     assert rc == 2 and "needs about" in one_line(err) and "--g-width" in err
     rc, err = cli("video", run, "--scale", 1_000_000, "--out", tmp_path / "v.mp4")
     assert rc == 2 and "use a smaller --scale" in one_line(err)
+    rc, err = cli("interpolate", run, "--grid", "100000x100000", "--out", tmp_path / "w.mp4")
+    assert rc == 2 and "use a smaller --grid" in one_line(err)
     assert not list(tmp_path.iterdir())
 
 

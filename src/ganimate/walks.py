@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from ganimate.config import option, run_data_folders
 from ganimate.errors import GanimateError
 from ganimate.images import make_grid, to_uint8
+from ganimate.memory import check_fits
 from ganimate.video import FORMATS, default_scale, is_positive, is_whole, output_paths, upscale, write_videos
 
 
@@ -330,22 +331,23 @@ def run_interpolate(cfg: InterpolateConfig) -> list[Path]:
 
     if cfg.images is not None:
         return run_image_morph(cfg)
+    default = Path(cfg.run) / "videos" / ("morph" if cfg.morph_classes is not None else "walk")
+    paths = output_paths(cfg.out, cfg.format, default, "mp4", run_data_folders(cfg.run))  # checked before any work
     G, _ = load_generator(cfg.run, checkpoint=cfg.checkpoint, device="cpu")
     G.eval()
-    _, cols = cfg.rows_cols
+    rows, cols = cfg.rows_cols
+    cell = G.channels * G.image_size**2
+    check_fits(rows * cols * cell * (4 * 16 + 3 * (cfg.scale or 1) ** 2), f"a {rows}x{cols} grid of "
+               f"{G.image_size}x{G.image_size} cells per frame", "use a smaller --grid or --scale")
     if cfg.morph_classes is not None:
         num_classes = int(getattr(G, "num_classes", 0) or 0)
         classes = cfg.classes(num_classes) if num_classes else []
         frames = class_morph_frames(G, classes, cfg.morph_seeds(), cfg.frames_per_transition, cols)
-        name = "morph"
     else:
         frames = latent_walk_frames(G, cfg.walk_seeds(), cfg.frames_per_transition, cols)
-        name = "walk"
     first = next(frames)
     scale = cfg.scale or default_scale(*first.shape[:2])
     stream = (upscale(f, scale) for f in itertools.chain([first], frames))
-    default = Path(cfg.run) / "videos" / name
-    paths = output_paths(cfg.out, cfg.format, default, "mp4", run_data_folders(cfg.run))
     if cfg.out is None:
         default.parent.mkdir(parents=True, exist_ok=True)
     write_videos(stream, paths, cfg.fps)

@@ -160,6 +160,10 @@ def floor(args) -> dict:
     return result
 
 
+def _read(path: Path) -> str:
+    return path.read_text() if path.is_file() else ""
+
+
 def _pair(r: dict, key: str) -> str:
     return f"{r[key + '_train']:.2f} / {r[key + '_test']:.2f}" if key + "_train" in r else "–"
 
@@ -239,8 +243,12 @@ def write_report(args, command: str) -> None:
               "training batches, so its absolute D(x) and r_t are not comparable with the unaugmented runs; "
               "the train − test gap is.",
               f"- The runs are short ({some.get('steps')} steps, the budget of a 2-core machine shared with other "
-              "work: 8 runs in about an hour): every FD here is far above the real-vs-real floor, i.e. the runs "
-              "are still limited by training time as much as by overfitting."]
+              f"work for {len(results)} runs, {args.jobs} at a time): every FD here is far above the real-vs-real "
+              "floor, i.e. the runs are still limited by training time as much as by overfitting.",
+              "- \"train min\" is wall time on that shared machine and follows its load, not the method's cost."]
+    resumed = [name for name in sorted(results) if "resuming" in _read(Path(args.runs) / name / "log.txt")]
+    if resumed:
+        lines.append(f"- Interrupted and continued with --resume (bit-exact on CPU): {', '.join(resumed)}.")
     lines += ["", "## Samples", "",
               "The last grid of each run (EMA generator, fixed latents, one class per row).", ""]
     for n in sizes:
@@ -282,7 +290,8 @@ def main() -> None:
     if args.one:
         train_one(args, int(args.one[0]), args.one[1])
         return
-    command = "python bench/small_data.py " + " ".join(sys.argv[1:])
+    command = "GANIMATE_DATA=... nice -n 10 python bench/small_data.py " + " ".join(
+        a for a in sys.argv[1:] if a != "--report-only")
     if not args.report_only:
         jobs = [(int(n), m) for n in args.sizes.split(",") for m in args.modes.split(",")]
         if args.order:

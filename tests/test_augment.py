@@ -28,6 +28,14 @@ from ganimate.train import ImageTask, fit
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
+@pytest.fixture(autouse=True)
+def _unregister():
+    """The datasets a test registers leave the table with it (other modules list the table's names)."""
+    yield
+    for name in [n for n in DATASETS if n.startswith("augtest-")]:
+        del DATASETS[name]
+
+
 def _register(name: str, images: np.ndarray, labels: np.ndarray | None = None) -> str:
     """A dataset of the given uint8 (N, 1, H, H) images, for these tests only."""
     if name not in DATASETS:

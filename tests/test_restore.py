@@ -240,7 +240,7 @@ def test_apply_refuses_bad_input_and_overwrites_nothing(runs, tmp_path, capsys):
     cases = [
         ((sr, tmp_path / "big"), "is 28x28; this run restores 7x7"),
         ((sr, tmp_path / "rgb"), "is a RGB image"),
-        ((sr, tmp_path / "bad"), "not a readable image"),
+        ((sr, tmp_path / "bad"), "cannot read image"),
         ((denoise, tmp_path / "big", "--task", "sr"), "trained for denoise, not sr"),
         ((denoise, tmp_path / "big"), "already exists"),
         ((tmp_path / "big", tmp_path / "big"), "no config.json"),

@@ -287,8 +287,9 @@ def estimate_bytes(cfg, training: bool = True, activations: bool = True) -> int:
     hooks = [m.register_forward_hook(lambda m, i, o: outputs.append(o.numel()))
              for m in (*G.modules(), *D.modules()) if not list(m.children())]
     with torch.device("meta"):
-        y = torch.zeros(cfg.batch_size, dtype=torch.long) if G.num_classes else None
-        D(G(torch.zeros(cfg.batch_size, cfg.z_dim), y), y)
+        batch = getattr(cfg, "batch_size", 1)
+        y = torch.zeros(batch, dtype=torch.long) if G.num_classes else None
+        D(G(torch.zeros(batch, cfg.z_dim), y), y)
     for h in hooks:
         h.remove()
     return states + 3 * 4 * sum(outputs)  # D sees real and fake; the backward pass keeps what it needs
@@ -300,11 +301,12 @@ def build_models(cfg, training: bool = True) -> tuple[DCGANGenerator, DCGANDiscr
     A model too large for the machine (`--g-width`, `--d-width`, `--image-size`, `--batch-size`) is refused with
     its estimate before anything is allocated."""
     need = estimate_bytes(cfg, training, activations=False)
-    if training and (cfg.batch_size > 1024 or need > 0.05 * (available_bytes() or float("inf"))):
+    batch = getattr(cfg, "batch_size", 1)
+    if training and (batch > 1024 or need > 0.05 * (available_bytes() or float("inf"))):
         need = estimate_bytes(cfg, training)  # worth the meta forward pass only when it may not fit
     check_fits(need, f"{'training ' if training else ''}this {cfg.arch} model "
                f"(G width {cfg.g_width}, D width {cfg.d_width}, {cfg.image_size}x{cfg.image_size}"
-               + (f", batch {cfg.batch_size})" if training else ")"),
+               + (f", batch {batch})" if training else ")"),
                "use a smaller --g-width / --d-width" + (" / --batch-size" if training else ""))
     G, D = _make(cfg)
     init_weights(G)

@@ -29,6 +29,7 @@ class StubG(nn.Module):
     def __init__(self, z_dim=8, num_classes=0, size=6):
         super().__init__()
         self.z_dim, self.num_classes, self.size = z_dim, num_classes, size
+        self.image_size, self.channels = size, 1  # as ganimate's generators describe themselves
         torch.manual_seed(123)
         self.fc = nn.Linear(z_dim + num_classes, size * size)
         self.calls = 0

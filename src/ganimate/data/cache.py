@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from ganimate.data.download import cache_root
-from ganimate.images import atomic_write
+from ganimate.images import atomic_write, inside
 
 FORMAT = 1
 _SAID: set[tuple[str, str]] = set()  # (cache folder, data folder) pairs already reported as unusable
@@ -37,16 +37,12 @@ def _digest(obj) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:20]
 
 
-def _inside(path: Path, folder: Path) -> bool:
-    return path == folder or folder in path.parents
-
-
 def usable_dir(data_folders: Iterable[str | Path], log: Callable[[str], object]) -> Path | None:
     """The cache folder, or None when it lies inside one of `data_folders` (said once per process and pair)."""
     where = decoded_dir().expanduser().resolve()
     for folder in data_folders:
         folder = Path(folder).expanduser().resolve()
-        if _inside(where, folder):
+        if inside(where, folder):
             if (str(where), str(folder)) not in _SAID:
                 _SAID.add((str(where), str(folder)))
                 log(f"not caching decoded images: the cache folder {where} lies inside the data folder {folder} "

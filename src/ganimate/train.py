@@ -133,12 +133,15 @@ class ImageTask:
         cfg, ds = self.cfg, self.ds
         classes = f"{ds.num_classes} classes" if cfg.conditional else "unconditional"
         mirror = " and their mirror images" if cfg.mirror else ""
-        augment = {"none": "no augmentation", "diffaug": "DiffAugment (colour, translation, cutout on every image)",
-                   "ada": f"ADA (colour, translation, cutout with adaptive p, target {cfg.ada_target})"}[cfg.augment]
+        augment = {"none": "D sees real and generated images as they are (no augmentation)",
+                   "diffaug": "D sees real and generated images through DiffAugment (colour, translation, cutout "
+                              "on every image)",
+                   "ada": f"D sees real and generated images through ADA (colour, translation, cutout with "
+                          f"adaptive p, target {cfg.ada_target})"}[cfg.augment]
         return [f"data: {cfg.dataset}, {len(ds.images):,} images{mirror} {cfg.channels}x{cfg.image_size}x"
                 f"{cfg.image_size}, {classes} | G {count_params(self.gan.G):,} params, D {count_params(self.gan.D):,} "
                 f"params | device {self.device}, {cfg.precision}",
-                f"D sees real and generated images through {augment}"]
+                augment]
 
     def start(self, run_dir: Path) -> None:
         cfg, ds, device = self.cfg, self.ds, self.device

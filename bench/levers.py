@@ -16,6 +16,7 @@ import time
 import torch
 
 from ganimate.config import TrainConfig
+from ganimate.gan import GanState
 from ganimate.models import build_models
 from ganimate.runtime import native_bf16
 from ganimate.train import train_step
@@ -34,14 +35,15 @@ def rate(arch: str, *, batch_size: int, bf16: bool, steps: int, warmup: int, cha
     opt_D = torch.optim.Adam(D.parameters(), lr=cfg.lr_d, betas=(cfg.beta1, cfg.beta2), **adam)
     if compile_:
         G, D = torch.compile(G), torch.compile(D)
+    gan = GanState(G, D, None, opt_G, opt_D, torch.Generator(), precision="bf16" if bf16 else "fp32")
     x = (torch.rand(batch_size, 1, 28, 28) * 2 - 1).contiguous(memory_format=fmt)
     y = torch.randint(0, 10, (batch_size,))
     z = torch.randn(batch_size, cfg.z_dim)
     for _ in range(warmup):
-        train_step(G, D, opt_G, opt_D, x, y, z, bf16=bf16)
+        train_step(gan, x, y, z)
     t0 = time.perf_counter()
     for _ in range(steps):
-        train_step(G, D, opt_G, opt_D, x, y, z, bf16=bf16)
+        train_step(gan, x, y, z)
     return steps * batch_size / (time.perf_counter() - t0)
 
 

@@ -16,6 +16,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from ganimate.config import TrainConfig
+from ganimate.gan import GanState
 from ganimate.models import build_models
 from ganimate.train import train_step
 
@@ -40,22 +41,22 @@ def measure(arch: str, precision: str, batch_size: int, steps: int, warmup: int)
                       batch_size=batch_size, precision=precision)
     torch.manual_seed(0)
     G, D = build_models(cfg)
-    opt_G = torch.optim.Adam(G.parameters(), lr=cfg.lr_g, betas=(cfg.beta1, cfg.beta2))
-    opt_D = torch.optim.Adam(D.parameters(), lr=cfg.lr_d, betas=(cfg.beta1, cfg.beta2))
+    gan = GanState.create(G, D, lr_g=cfg.lr_g, lr_d=cfg.lr_d, betas=(cfg.beta1, cfg.beta2), seed=0, ema=False,
+                          precision=cfg.precision)
     x = torch.rand(batch_size, 1, 28, 28) * 2 - 1
     y = torch.randint(0, 10, (batch_size,))
     z = torch.randn(batch_size, cfg.z_dim)
     amp = cfg.precision == "bf16"
 
     with FlopCounterMode(display=False) as counter:
-        train_step(G, D, opt_G, opt_D, x, y, z, bf16=amp)
+        train_step(gan, x, y, z)
     flops_per_image = counter.get_total_flops() / batch_size
 
     for _ in range(warmup):
-        train_step(G, D, opt_G, opt_D, x, y, z, bf16=amp)
+        train_step(gan, x, y, z)
     t0 = time.perf_counter()
     for _ in range(steps):
-        train_step(G, D, opt_G, opt_D, x, y, z, bf16=amp)
+        train_step(gan, x, y, z)
     train_rate = steps * batch_size / (time.perf_counter() - t0)
 
     G.eval()

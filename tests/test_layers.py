@@ -30,8 +30,8 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("ganimate.data",),  # the dataset registry and loaders
     ("ganimate.models",),  # the architecture registry
     ("ganimate.config",),  # command configs, validated against the data and model registries
-    ("ganimate.runtime", "ganimate.losses", "ganimate.video", "ganimate.augment"),  # device and precision; losses;
-    # video files; what D sees (DiffAugment, ADA)
+    # device and precision; processes under torchrun; losses; video files; what D sees (DiffAugment, ADA)
+    ("ganimate.runtime", "ganimate.distributed", "ganimate.losses", "ganimate.video", "ganimate.augment"),
     ("ganimate.checkpoint",),  # checkpoint files
     ("ganimate.runs",),  # run folders, records, saved configs, rebuilding a run's generator
     ("ganimate.gan", "ganimate.sample"),  # GAN state shared by the trainers; drawing images from a run's G

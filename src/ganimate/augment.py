@@ -75,14 +75,17 @@ def cutout(x: torch.Tensor, cy: torch.Tensor, cx: torch.Tensor, size: int) -> to
     return x * (~inside).unsqueeze(1).to(x.dtype)
 
 
-def augment(x: torch.Tensor, p: float, gen: torch.Generator) -> torch.Tensor:
+def augment(x: torch.Tensor, p: float, gen: torch.Generator, world=None) -> torch.Tensor:
     """DiffAugment's colour, translation and cutout, each applied to each image with probability p.
 
     x (B, C, H, W) in [-1, 1] (colour may leave that range, as in DiffAugment); differentiable in x. p = 1 is
-    DiffAugment, p = 0 the identity. Draws the same numbers from `gen` whatever p is.
+    DiffAugment, p = 0 the identity. Draws the same numbers from `gen` whatever p is; under torchrun (`world`,
+    x one process's rows) the numbers of the whole global batch, of which x gets its rows.
     """
     b, _, h, w = x.shape
-    u = torch.rand(b, _DRAWS, generator=gen).to(x.device)  # (B, 12) uniforms in [0, 1)
+    size = world.size if world is not None else 1
+    u = torch.rand(b * size, _DRAWS, generator=gen)  # (B * processes, 12) uniforms in [0, 1)
+    u = (world.rows(u) if size > 1 else u).to(x.device)  # (B, 12)
     if p <= 0:
         return x
     apply = (u[:, :N_OPS] < p).view(b, N_OPS, 1, 1, 1)  # (B, 5, 1, 1, 1)
@@ -115,13 +118,14 @@ class Augmenter:
         self.p = 1.0 if mode == "diffaug" else 0.0
         self.gen = torch.Generator().manual_seed(seed * 1_000_003 + 3)
         self.sign_sum, self.sign_n, self.steps = None, 0, 0  # since the last adjustment of p
+        self.world = None  # under torchrun: the job's World (set by the task), whose signs p follows
 
     @property
     def active(self) -> bool:
         return self.mode != "none"
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        return augment(x, self.p, self.gen) if self.active else x
+        return augment(x, self.p, self.gen, self.world) if self.active else x
 
     def observe(self, real_logits: torch.Tensor) -> None:
         """Accumulate sign(D(real)) (ada only; stays on the device until p is adjusted)."""
@@ -138,8 +142,13 @@ class Augmenter:
         self.steps += 1
         if self.steps < ADA_INTERVAL:
             return
-        if self.sign_n:
-            r_t = float(self.sign_sum) / self.sign_n
+        signs = torch.tensor([float(self.sign_sum) if self.sign_sum is not None else 0.0, float(self.sign_n)],
+                             dtype=torch.float64)
+        if self.world is not None and self.world.active:  # the same p on every process: r_t of the global batch
+            device = self.sign_sum.device if self.sign_sum is not None else "cpu"
+            signs = self.world.sum(signs.to(device)).cpu()
+        if signs[1] > 0:
+            r_t = float(signs[0] / signs[1])
             direction = 1.0 if r_t > self.target else -1.0 if r_t < self.target else 0.0
             self.p = min(max(self.p + direction * self.adjust, 0.0), 1.0)
         self.sign_sum, self.sign_n, self.steps = None, 0, 0

@@ -134,9 +134,14 @@ class TrainBase:
                              default=0)
     keep_checkpoints: int = option("how many recent checkpoints to keep", positive=True, default=3)
     device: str = option("auto | cpu | cuda | cuda:N | mps", default="auto")
-    precision: str = option("auto | fp32 | bf16 (bfloat16 autocast; weights stay fp32). auto: bf16 where the "
-                            "CPU or GPU computes it natively, else fp32", choices=("auto", "fp32", "bf16"),
+    precision: str = option("auto | fp32 | bf16 | fp16: autocast to bfloat16 or float16 (weights stay fp32; fp16 with "
+                            "a loss scaler for each of G and D). auto: bf16 where the CPU or GPU computes it natively, "
+                            "else fp16 on a CUDA GPU, else fp32", choices=("auto", "fp32", "bf16", "fp16"),
                             default="auto")
+    sync_bn: bool = option("under torchrun, batch norm takes its statistics over the global batch of all processes, "
+                           "as one process would", default=True)
+    dist_timeout: float = option("under torchrun, minutes a process waits for the others before it stops with an "
+                                 "error", positive=True, default=30.0)
     progress: bool | None = option("progress bar (default: when the terminal shows it)", default=None)
     report: bool = option("write RUN/report.html (`ganimate report`) at the end of training", default=True)
     report_every: int = option("also refresh RUN/report.html every N steps (0: only at the end)", nonneg=True,
@@ -145,7 +150,8 @@ class TrainBase:
                                "RUN/tensorboard/ with each report (pip install 'ganimate[tensorboard]')", default=False)
 
     RESUMABLE = ("max_steps", "max_minutes", "log_every", "sample_every", "checkpoint_every", "eval_every",
-                 "keep_checkpoints", "device", "data_dir", "progress", "report", "report_every", "tensorboard")
+                 "keep_checkpoints", "device", "data_dir", "progress", "report", "report_every", "tensorboard",
+                 "precision", "sync_bn", "dist_timeout")
 
     def __post_init__(self):
         check_options(self)

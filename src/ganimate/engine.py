@@ -17,6 +17,9 @@ takes one optimisation step on a batch, writes a sample and evaluates. Everythin
 - every `checkpoint_every` steps, at each epoch's end and at the end (also on Ctrl-C and at
   `--max-minutes`): a checkpoint that resumes bit for bit on CPU. A task with training state of its own
   (the image task's ADA probability) defines `state_dict()` / `load_state_dict(state)`, kept under "task".
+
+Under torchrun (distributed.py) every process runs this loop on its share of each global batch; the ranks
+agree on stopping, skipping and the logged means, and rank 0 alone writes the run folder.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ import torch
 from tqdm import tqdm
 
 from ganimate.checkpoint import list_checkpoints, load_checkpoint, save_checkpoint
+from ganimate.distributed import World, first_line, init_world, is_collective_failure
 from ganimate.errors import GanimateError
 from ganimate.gan import GanState
 from ganimate.report import check_reporting, report_hook
@@ -42,11 +46,14 @@ from ganimate.runtime import resolve_device, resolve_precision
 
 
 class Task(Protocol):
-    """What a trainer gives the engine. `cfg` is a `config.TrainBase`; the engine sets `gan` before `start`."""
+    """What a trainer gives the engine. `cfg` is a `config.TrainBase`; the engine sets `gan` and `world` before
+    `start`. Batches and noise are drawn for the global batch (cfg.batch_size) from the same generators on every
+    process; a train_step keeps its process's rows (`world.rows`) before the networks see them."""
 
     unit: str  # what one training sample is called in the log: "img", "clip"
     steps_per_epoch: int | None  # None: an endless stream, the run's length is --max-steps alone
     gan: GanState
+    world: World
 
     def build_models(self) -> tuple[torch.nn.Module, torch.nn.Module]:
         """(G, D), built from the config (the engine seeds torch first)."""
@@ -165,17 +172,37 @@ def _fmt_rate(rate: float) -> str:
 
 def run(cfg, make_task, *, resume: bool = False, overwrite: bool = False) -> Path:
     """Train `make_task(cfg, device, log)` into the run folder cfg.out (or continue it with resume=True);
-    returns the run folder. Ctrl-C saves a checkpoint and raises KeyboardInterrupt."""
-    run_dir = Path(cfg.out)
+    returns the run folder. Ctrl-C saves a checkpoint and raises KeyboardInterrupt. Under torchrun this runs
+    in every process (see distributed.py)."""
     check_reporting(cfg)  # --tensorboard without its package: one line now, not after training
-    device = resolve_device(cfg.device)
+    world, device = init_world(cfg.device, cfg.dist_timeout)
+    try:
+        return _run(cfg, make_task, world, device or resolve_device(cfg.device), resume, overwrite)
+    except Exception as e:
+        if world.active and is_collective_failure(e):
+            raise GanimateError(f"process {world.rank} of {world.size} stopped: another process died or did not "
+                                f"answer within --dist-timeout {cfg.dist_timeout:g} min ({first_line(e)}); the last "
+                                f"checkpoint is whole: continue with --resume") from None
+        raise
+    finally:
+        world.close()
+
+
+def _latest_checkpoint(run_dir: Path, resume: bool) -> tuple[dict | None, Path | None]:
     found = list_checkpoints(run_dir) if resume else []
     ckpt_path = found[-1] if found else None  # a run without a checkpoint yet starts over
-    state = load_checkpoint(ckpt_path) if ckpt_path else None
-    log = RunLog(None)
+    return (load_checkpoint(ckpt_path) if ckpt_path else None), ckpt_path
+
+
+def _run(cfg, make_task, world: World, device: torch.device, resume: bool, overwrite: bool) -> Path:
+    run_dir = Path(cfg.out)
+    state, ckpt_path = world.from_main(lambda: _latest_checkpoint(run_dir, resume))  # rank 0 reads, all get it
+    log = RunLog(None, muted=not world.main)
 
     task = make_task(cfg, device, log)  # loads the data; fills the config's data-derived fields
+    task.world = world
     cfg.precision = resolve_precision(cfg.precision, device)
+    world.local_batch(cfg.batch_size)
     spe = task.steps_per_epoch
     if spe is None:
         total, more = cfg.max_steps, "--max-steps"
@@ -185,22 +212,32 @@ def run(cfg, make_task, *, resume: bool = False, overwrite: bool = False) -> Pat
 
     torch.manual_seed(cfg.seed)
     gan = task.gan = GanState.create(*task.build_models(), lr_g=cfg.lr_g, lr_d=cfg.lr_d,
-                                     betas=(cfg.beta1, cfg.beta2), seed=cfg.seed, ema=getattr(cfg, "ema", True))
+                                     betas=(cfg.beta1, cfg.beta2), seed=cfg.seed, ema=getattr(cfg, "ema", True),
+                                     precision=cfg.precision, device=device)
     step, elapsed = gan.resume(state, ckpt_path, device, total, more)
     if state is not None and hasattr(task, "load_state_dict"):
         task.load_state_dict(state.get("task") or {})
     fingerprint = task.fingerprint()
-    if state is not None:
-        _check_resume(state, ckpt_path, run_dir, fingerprint)
+    world.same_everywhere(fingerprint, "the training data")
+    if world.active:  # dropout draws its masks from the global generator: a stream of each process's own
+        torch.manual_seed(cfg.seed * 1_000_003 + step * 1009 + world.rank)
 
     lock = RunLock(run_dir)
-    marker = open_run(run_dir, cfg, log, resume=resume, overwrite=overwrite, step=step, ckpt_path=ckpt_path,
-                      lock=lock)
+
+    def open_folder() -> dict:
+        if state is not None:
+            _check_resume(state, ckpt_path, run_dir, fingerprint)
+        return open_run(run_dir, cfg, log, resume=resume, overwrite=overwrite, step=step, ckpt_path=ckpt_path,
+                        lock=lock)
+
+    marker = world.from_main(open_folder)
     try:
+        gan.distribute(world, cfg.sync_bn)
         return _train(cfg, task, gan, log, run_dir, device, step, total, elapsed,
-                      {"run_id": marker["run_id"], "data": fingerprint}, ckpt_path)
+                      {"run_id": marker["run_id"], "data": fingerprint}, ckpt_path, world)
     finally:
-        lock.release()
+        if world.main:
+            lock.release()
 
 
 def _check_resume(state: dict, ckpt_path: Path, run_dir: Path, fingerprint: str | None) -> None:
@@ -215,11 +252,17 @@ def _check_resume(state: dict, ckpt_path: Path, run_dir: Path, fingerprint: str 
 
 
 def _train(cfg, task, gan: GanState, log, run_dir: Path, device, step: int, total: int, elapsed: float,
-           identity: dict, last_saved: Path | None) -> Path:
-    """The loop itself, from `step` to `total` (run's set-up done and the run locked)."""
+           identity: dict, last_saved: Path | None, world: World) -> Path:
+    """The loop itself, from `step` to `total` (run's set-up done and the run locked). Every process runs it;
+    rank 0 alone writes."""
     spe = task.steps_per_epoch
+    main = world.main
     for line in task.describe():
         log(line)
+    if world.active:
+        log(f"distributed: {world.size} processes ({world.backend}), {world.local_batch(cfg.batch_size)} of the "
+            f"global batch of {cfg.batch_size} each, batch norm "
+            f"{'synchronised over the global batch' if cfg.sync_bn else 'per process (--no-sync-bn)'}")
     log((f"{spe:,} steps per epoch, " if spe else "") + f"training to step {total:,}")
     gan.to(device)
     task.start(run_dir)
@@ -249,15 +292,24 @@ def _train(cfg, task, gan: GanState, log, run_dir: Path, device, step: int, tota
         kept = f"the last checkpoint, {last_saved}, is finite: resume from it" if last_saved else "no checkpoint"
         return GanimateError(f"training diverged at step {step:,}: {why}; {kept} with a lower --lr-g / --lr-d")
 
-    def checkpoint() -> Path:
+    def checkpoint() -> Path | None:
         if not gan.finite():
             raise diverged("the weights are no longer finite, so no checkpoint was written")
+        if not main:
+            return None
         own = {"task": task.state_dict()} if hasattr(task, "state_dict") else {}
         return save_checkpoint({"config": cfg.to_dict(), "step": step, **({"epoch": step // spe} if spe else {}),
                                 "elapsed_s": wall_s(), **identity, **gan.state_dict(device), **own},
                                run_dir, step, keep=cfg.keep_checkpoints)
 
-    show_bar = cfg.progress if cfg.progress is not None else sys.stderr.isatty()
+    def world_means(means: dict[str, float]) -> dict[str, float]:
+        """The interval's means over all processes (each process's losses are of its own rows)."""
+        if not world.active:
+            return means
+        t = world.sum(torch.tensor(list(means.values()), dtype=torch.float64, device=device)) / world.size
+        return dict(zip(means, t.tolist(), strict=True))
+
+    show_bar = main and (cfg.progress if cfg.progress is not None else sys.stderr.isatty())
     interval = _Interval()
     stopped = out_of_time = False
     skipped_in_a_row = 0
@@ -279,6 +331,8 @@ def _train(cfg, task, gan: GanState, log, run_dir: Path, device, step: int, tota
 
                 out_of_time = cfg.max_minutes is not None and wall_s() / 60 >= cfg.max_minutes
                 stopped = sigint.requested
+                if world.active:  # every process stops at the same step
+                    out_of_time, stopped = world.any([out_of_time, stopped], device)
                 last = step >= total or out_of_time or stopped
                 epoch_end = bool(spe) and step % spe == 0
                 evaluating = bool(cfg.eval_every) and (step % cfg.eval_every == 0 or (last and not stopped))
@@ -291,11 +345,13 @@ def _train(cfg, task, gan: GanState, log, run_dir: Path, device, step: int, tota
 
                 interval.pause()
                 if step % cfg.log_every == 0 or last:
-                    means, seconds = interval.means(), max(interval.seconds, 1e-9)
+                    means, seconds = world_means(interval.means()), max(interval.seconds, 1e-9)
                     rate = interval.steps * cfg.batch_size / seconds
-                    append_jsonl(run_dir / "stats.jsonl", {
-                        "step": step, **epoch_of(step), **{k: round(v, 5) for k, v in means.items()},
-                        "skipped": interval.skipped, "samples_per_s": round(rate, 2), "time_s": round(wall_s(), 2)})
+                    if main:
+                        append_jsonl(run_dir / "stats.jsonl", {
+                            "step": step, **epoch_of(step), **{k: round(v, 5) for k, v in means.items()},
+                            "skipped": interval.skipped, "samples_per_s": round(rate, 2),
+                            "time_s": round(wall_s(), 2)})
                     where = f"epoch {-(-step // spe)} " if spe else ""
                     log(f"{where}step {step:,}/{total:,} | {task.format_stats(means)} | "
                         f"{_fmt_rate(rate)} {task.unit}/s | {wall_s() / 60:.1f} min")
@@ -303,16 +359,17 @@ def _train(cfg, task, gan: GanState, log, run_dir: Path, device, step: int, tota
                     interval = _Interval()
                 if evaluating or samples or saving:
                     task.prepare_outputs()
-                if evaluating:
+                if evaluating and main:
                     evaluate()
-                for stem, kind in samples:
+                for stem, kind in samples if main else []:
                     sample(stem, kind)
                 if saving:
                     saved = last_saved = checkpoint()
-                    if epoch_end:
+                    if epoch_end and main:
                         log(f"epoch {step // spe} done at step {step:,} ({wall_s() / 60:.1f} min): "
                             f"samples/ and checkpoints/{saved.name}")
-                report_hook(run_dir, cfg, step, final=last, log=log)  # RUN/report.html (+ tensorboard/) when due
+                if main:
+                    report_hook(run_dir, cfg, step, final=last, log=log)  # RUN/report.html (+ tensorboard/) when due
                 interval.resume()
                 if last:
                     break

@@ -1,44 +1,57 @@
-"""The state every GAN trainer shares: G, D, G's exponential moving average, both Adam optimizers and
-the noise generator; EMA updates and batch-norm re-estimation for the EMA copy."""
+"""The state every GAN trainer shares: G, D, G's exponential moving average, both Adam optimizers, the noise
+generator, the precision (and fp16's loss scalers) and, under torchrun, the DDP wrappers a step calls; EMA
+updates and batch-norm re-estimation for the EMA copy."""
 
 from __future__ import annotations
 
 import copy
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
 from ganimate import losses
+from ganimate.distributed import World, data_parallel, no_sync
 from ganimate.errors import GanimateError
+from ganimate.runtime import autocast, grad_scaler
 
 
-def d_update(D, opt_D, real: tuple, fake: tuple, amp,
+def d_update(gan: GanState, real: tuple, fake: tuple,
              on_real_logits: Callable[[torch.Tensor], None] | None = None) -> dict[str, torch.Tensor | float]:
     """One step of D with the non-saturating BCE on logits: `real` and `fake` are D's arguments (the fake
-    already detached from G; augmented, where the trainer augments, by the caller), `amp` the autocast
-    context, `on_real_logits` a callable that receives D's logits on the reals (ADA's overfitting signal).
-    Returns detached loss_d, D(x) and D(G(z)), and `skipped` 1.0 when the loss was not finite and the step
-    was left out (the divergence guard)."""
-    with amp():
-        real_logits, fake_logits = D(*real).float(), D(*fake).float()
+    already detached from G; augmented, where the trainer augments, by the caller), `on_real_logits` a callable
+    that receives D's logits on the reals (ADA's overfitting signal). Returns detached loss_d, D(x) and D(G(z)),
+    and `skipped` 1.0 when the loss was not finite (or fp16's gradients overflowed) and the step was left out."""
+    with gan.amp():
+        real_logits, fake_logits = gan.D_step(*real).float(), gan.D_step(*fake).float()
     if on_real_logits is not None:
         on_real_logits(real_logits.detach())
     loss_d = losses.d_loss(real_logits, fake_logits)
-    skipped = not g_update(opt_D, loss_d)
+    skipped = not gan.step_D(loss_d)
     return {"loss_d": loss_d.detach(), "d_real": torch.sigmoid(real_logits.detach()).mean(),
             "d_fake": torch.sigmoid(fake_logits.detach()).mean(), "skipped": float(skipped)}
 
 
-def g_update(opt, loss: torch.Tensor) -> bool:
-    """One optimiser step on `loss`, unless it is not finite (NaN or inf): then no step, and False."""
+def g_update(opt, loss: torch.Tensor, scaler: torch.amp.GradScaler | None = None, world: World | None = None) -> bool:
+    """One optimiser step on `loss`, unless it is not finite (NaN or inf; on any rank, so all ranks skip
+    together): then no step, and False. With fp16's `scaler` the loss is scaled, and a step whose gradients
+    overflowed is left out by the scaler (which lowers its scale): also False."""
     opt.zero_grad(set_to_none=True)
-    if not torch.isfinite(loss):
+    finite = bool(torch.isfinite(loss))
+    if world is not None and world.active:
+        finite = not world.any([not finite], loss.device)[0]
+    if not finite:
         return False
-    loss.backward()
-    opt.step()
-    return True
+    if scaler is None:
+        loss.backward()
+        opt.step()
+        return True
+    scale = scaler.get_scale()
+    scaler.scale(loss).backward()
+    scaler.step(opt)
+    scaler.update()
+    return scaler.get_scale() >= scale
 
 
 @torch.no_grad()
@@ -76,8 +89,9 @@ def recompute_bn_stats(model: torch.nn.Module, batches) -> None:
 
 @dataclass
 class GanState:
-    """What a GAN run checkpoints and resumes from: G, D, G's moving average, both Adam optimizers and
-    the noise generator. Every trainer holds one."""
+    """What a GAN run checkpoints and resumes from (G, D, G's moving average, both Adam optimizers, the noise
+    generator, fp16's loss scalers) and how its steps compute (precision, `G_step` / `D_step`: the networks a
+    training step calls, G and D themselves or, under torchrun, their DDP wrappers). Every trainer holds one."""
 
     G: torch.nn.Module
     D: torch.nn.Module
@@ -85,13 +99,52 @@ class GanState:
     opt_G: torch.optim.Optimizer
     opt_D: torch.optim.Optimizer
     noise: torch.Generator
+    precision: str = "fp32"
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    scaler_G: torch.amp.GradScaler | None = None
+    scaler_D: torch.amp.GradScaler | None = None
+    world: World = field(default_factory=World)
+    G_step: torch.nn.Module | None = None
+    D_step: torch.nn.Module | None = None
+
+    def __post_init__(self):
+        self.G_step = self.G_step or self.G
+        self.D_step = self.D_step or self.D
 
     @classmethod
     def create(cls, G, D, *, lr_g: float, lr_d: float, betas: tuple[float, float], seed: int,
-               ema: bool = True) -> GanState:
+               ema: bool = True, precision: str = "fp32", device: torch.device | None = None) -> GanState:
+        """Fresh state on `device` (CPU by default) computing in `precision` (fp32 | bf16 | fp16, resolved)."""
+        device = device or torch.device("cpu")
         G_ema = copy.deepcopy(G).eval().requires_grad_(False) if ema else None
-        return cls(G, D, G_ema, torch.optim.Adam(G.parameters(), lr=lr_g, betas=betas),
-                   torch.optim.Adam(D.parameters(), lr=lr_d, betas=betas), torch.Generator().manual_seed(seed + 1))
+        gan = cls(G, D, G_ema, torch.optim.Adam(G.parameters(), lr=lr_g, betas=betas),
+                  torch.optim.Adam(D.parameters(), lr=lr_d, betas=betas), torch.Generator().manual_seed(seed + 1),
+                  precision, device, grad_scaler(device, precision), grad_scaler(device, precision))
+        gan.to(device)
+        return gan
+
+    def amp(self):
+        """The autocast context of a forward pass in this run's precision."""
+        return autocast(self.device, self.precision)
+
+    def step_G(self, loss: torch.Tensor) -> bool:
+        """G's optimiser step on `loss` (see `g_update`); call it inside `g_pass()`."""
+        return g_update(self.opt_G, loss, self.scaler_G, self.world)
+
+    def step_D(self, loss: torch.Tensor) -> bool:
+        return g_update(self.opt_D, loss, self.scaler_D, self.world)
+
+    def g_pass(self):
+        """The context of G's loss and update: the gradients G's loss leaves in D are dropped (D's next step
+        zeroes them first), so under torchrun they are not averaged over the processes."""
+        return no_sync(self.D_step)
+
+    def distribute(self, world: World, sync_bn: bool) -> None:
+        """Train in `world`: G and D wrapped in DDP (batch norm synchronised with sync_bn); G_ema stays a plain
+        copy, the same on every rank since every rank averages the same G."""
+        self.world = world
+        self.G_step = data_parallel(self.G, world, self.device, sync_bn)
+        self.D_step = data_parallel(self.D, world, self.device, sync_bn)
 
     @property
     def sampler(self) -> torch.nn.Module:
@@ -110,6 +163,7 @@ class GanState:
 
     def to(self, device: torch.device) -> None:
         """Move the networks, and the optimizer state with its parameters."""
+        self.device = device
         for module in (self.G, self.D, self.G_ema):
             if module is not None:
                 module.to(device)
@@ -128,6 +182,7 @@ class GanState:
             "opt_D": self.opt_D.state_dict(),
             "rng": {"torch": torch.get_rng_state(), "noise": self.noise.get_state(),
                     "cuda": torch.cuda.get_rng_state_all() if device.type == "cuda" else None},
+            **{f"scaler_{k}": s.state_dict() for k, s in (("G", self.scaler_G), ("D", self.scaler_D)) if s is not None},
         }
 
     def load_state_dict(self, state: dict, source: Path, device: torch.device) -> tuple[int, float]:
@@ -141,6 +196,9 @@ class GanState:
             self.opt_D.load_state_dict(state["opt_D"])
             self.noise.set_state(state["rng"]["noise"])
             torch.set_rng_state(state["rng"]["torch"])
+            for key, scaler in (("scaler_G", self.scaler_G), ("scaler_D", self.scaler_D)):
+                if scaler is not None and state.get(key):  # a run trained in another precision starts a fresh scale
+                    scaler.load_state_dict(state[key])
             step, elapsed = state["step"], state.get("elapsed_s", 0.0)
         except (RuntimeError, KeyError, TypeError, ValueError, AttributeError) as e:
             reason = str(e).splitlines()[0][:100]

@@ -28,10 +28,11 @@ LOCK = ".lock"  # the pid of the process training the run
 
 class RunLog:
     """Prints a line and appends it to RUN/log.txt; lines logged before the run folder exists (loading the
-    data) are kept and written when `attach` names the file."""
+    data) are kept and written when `attach` names the file. A muted log (the processes other than rank 0
+    under torchrun) says nothing."""
 
-    def __init__(self, path: Path | None = None, bar_active=lambda: False):
-        self.path, self.bar_active, self.pending = path, bar_active, []
+    def __init__(self, path: Path | None = None, bar_active=lambda: False, muted: bool = False):
+        self.path, self.bar_active, self.pending, self.muted = path, bar_active, [], muted
 
     def attach(self, path: Path) -> None:
         self.path = path
@@ -40,6 +41,8 @@ class RunLog:
         self.pending = []
 
     def __call__(self, line: str) -> None:
+        if self.muted:
+            return
         if self.bar_active():
             tqdm.write(line)
         else:

@@ -1,4 +1,5 @@
-"""Where and how tensors are computed: the device, the precision (bf16 autocast or fp32) and its context."""
+"""Where and how tensors are computed: the device, the precision (fp32, or bf16 / fp16 autocast) and its context,
+and the loss scaler fp16 needs (Micikevicius et al. 2018, "Mixed Precision Training")."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import torch
 
 from ganimate.errors import GanimateError
 
-PRECISIONS = ("auto", "fp32", "bf16")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -31,10 +32,13 @@ def resolve_device(name: str = "auto") -> torch.device:
 
 
 def resolve_precision(precision: str, device: torch.device) -> str:
-    """auto -> bf16 where `device` computes it natively, else fp32; fp32 / bf16 stay."""
+    """auto -> bf16 where `device` computes it natively, else fp16 on a CUDA GPU (a T4 or V100: tensor cores,
+    with loss scaling), else fp32; fp32 / bf16 / fp16 stay."""
     if precision != "auto":
         return precision
-    return "bf16" if native_bf16(device) else "fp32"
+    if native_bf16(device):
+        return "bf16"
+    return "fp16" if device.type == "cuda" else "fp32"
 
 
 def native_bf16(device: torch.device) -> bool:
@@ -51,7 +55,15 @@ def native_bf16(device: torch.device) -> bool:
     return " avx512_bf16" in flags or " amx_bf16" in flags
 
 
-def autocast(device: torch.device | str, bf16: bool):
-    """bfloat16 autocast on `device` when bf16 (losses, weights and optimizer state stay fp32)."""
+def autocast(device: torch.device | str, precision: str):
+    """Autocast to bfloat16 or float16 on `device` for precision "bf16" / "fp16"; "fp32" computes in float32.
+    Losses, weights and optimizer state stay fp32 either way."""
     device_type = device.type if isinstance(device, torch.device) else torch.device(device).type
-    return torch.autocast(device_type, dtype=torch.bfloat16, enabled=bf16)
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
+    return torch.autocast(device_type, dtype=dtype or torch.bfloat16, enabled=dtype is not None)
+
+
+def grad_scaler(device: torch.device, precision: str) -> torch.amp.GradScaler | None:
+    """A dynamic loss scaler for fp16 (float16's narrow range underflows small gradients), else None. Each
+    optimizer needs its own: G's and D's gradients differ in scale."""
+    return torch.amp.GradScaler(device.type) if precision == "fp16" else None

@@ -9,7 +9,6 @@ left-right mirror image of every training image to the data.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
 from pathlib import Path
 
@@ -18,37 +17,38 @@ import torch
 from ganimate import losses
 from ganimate.augment import SMALL_DATASET, Augmenter, resolve_augment
 from ganimate.config import TrainConfig
+from ganimate.distributed import World
 from ganimate.engine import data_fingerprint, epoch_indices, run
 from ganimate.errors import GanimateError
-from ganimate.gan import d_update, g_update
+from ganimate.gan import GanState, d_update
 from ganimate.images import make_grid, save_png, to_uint8
 from ganimate.models import build_models, count_params
-from ganimate.runtime import autocast
 
 
-def train_step(G, D, opt_G, opt_D, x, y, z, bf16: bool = False,
-               augment: Callable[[torch.Tensor], torch.Tensor] | None = None,
+def train_step(gan: GanState, x, y, z, augment: Callable[[torch.Tensor], torch.Tensor] | None = None,
                on_real_logits: Callable[[torch.Tensor], None] | None = None) -> dict[str, torch.Tensor]:
-    """One D update and one G update on a real batch x (B, C, H, W) in [-1, 1].
+    """One D update and one G update of `gan` on a real batch x (B, C, H, W) in [-1, 1], labels y (B,) or None
+    and latents z (B, z_dim).
 
     G's forward pass is shared by both updates: D sees the fake detached, then G's
     loss flows back through D into G. Real and fake go through D as separate batches
     (the DCGAN recipe). `augment` (differentiable; e.g. an `Augmenter`) is what D sees of every image, real
     and fake alike: the fake is augmented once and shared by both updates, and G's gradient flows back
-    through it. `on_real_logits` receives D's logits on the (augmented) reals. bf16=True runs the forward
-    passes under bfloat16 autocast; losses, weights and optimizer state stay fp32. Returns detached scalars,
-    and `skipped` 1.0 when a non-finite loss left an update out (checking costs one host sync per update).
+    through it. `on_real_logits` receives D's logits on the (augmented) reals. The forward passes run in the
+    gan's precision (bf16 / fp16 autocast, or fp32); losses, weights and optimizer state stay fp32. Returns
+    detached scalars, and `skipped` 1.0 when a non-finite loss left an update out (checking costs one host
+    sync per update).
     """
-    amp = functools.partial(autocast, x.device, bf16)
-    with amp():
-        fake = G(z, y)  # (B, C, H, W)
+    with gan.amp():
+        fake = gan.G_step(z, y)  # (B, C, H, W)
     if augment is not None:
         x, fake = augment(x), augment(fake)  # (B, C, H, W) each, fresh draws per image
 
-    stats = d_update(D, opt_D, (x, y), (fake.detach(), y), amp, on_real_logits)
-    with amp():
-        loss_g = losses.g_loss(D(fake, y).float())
-    g_skipped = not g_update(opt_G, loss_g)
+    stats = d_update(gan, (x, y), (fake.detach(), y), on_real_logits)
+    with gan.g_pass():
+        with gan.amp():
+            loss_g = losses.g_loss(gan.D_step(fake, y).float())
+        g_skipped = not gan.step_G(loss_g)
     return {"loss_d": stats["loss_d"], "loss_g": loss_g.detach(), "d_real": stats["d_real"], "d_fake": stats["d_fake"],
             "skipped": max(stats["skipped"], float(g_skipped))}
 
@@ -108,6 +108,7 @@ class ImageTask:
         self.copies = 2 if cfg.mirror else 1  # --mirror: index i + N is image i mirrored
         self.steps_per_epoch = self.copies * len(self.ds.images) // cfg.batch_size
         self.aug = Augmenter(cfg.augment, target=cfg.ada_target, batch_size=cfg.batch_size, seed=cfg.seed)
+        self.world = World()  # the engine sets the world of a torchrun job
 
     def build_models(self):
         return build_models(self.cfg)
@@ -145,6 +146,7 @@ class ImageTask:
 
     def start(self, run_dir: Path) -> None:
         cfg, ds, device = self.cfg, self.ds, self.device
+        self.aug.world = self.world  # draws for the global batch; ADA's p from the signs of all processes
         self.images = ds.images.to(device)  # (N, C, H, W) uint8, the whole dataset in memory
         self.labels = ds.labels.to(device) if cfg.conditional else None
         z, y, self.nrow = grid_inputs(cfg)
@@ -162,6 +164,7 @@ class ImageTask:
     def batches(self, step: int):
         n = len(self.images)
         for idx in epoch_indices(self.copies * n, self.cfg.batch_size, self.cfg.seed, step, self.device):
+            idx = self.world.rows(idx)  # (B / processes,) this process's share of the global batch
             src = idx % n
             x = self.images[src].float().div_(127.5).sub_(1.0)  # (B, C, H, W) in [-1, 1]
             if self.copies == 2:
@@ -171,10 +174,10 @@ class ImageTask:
     def train_step(self, batch) -> dict[str, torch.Tensor]:
         x, y = batch
         gan, aug = self.gan, self.aug
-        z = torch.randn(self.cfg.batch_size, self.cfg.z_dim, generator=gan.noise).to(self.device)
+        z = torch.randn(self.cfg.batch_size, self.cfg.z_dim, generator=gan.noise)  # (B, z_dim), the global batch's
+        z = self.world.rows(z).to(self.device)
         p = aug.p  # the probability this step ran with
-        stats = train_step(gan.G, gan.D, gan.opt_G, gan.opt_D, x, y, z, bf16=self.cfg.precision == "bf16",
-                           augment=aug if aug.active else None, on_real_logits=aug.observe)
+        stats = train_step(gan, x, y, z, augment=aug if aug.active else None, on_real_logits=aug.observe)
         aug.step()
         if aug.mode == "ada":
             stats["aug_p"] = torch.tensor(p)

@@ -15,7 +15,6 @@ generator's batch-norm statistics are re-estimated on fixed training batches.
 
 from __future__ import annotations
 
-import functools
 from pathlib import Path
 
 import torch
@@ -31,22 +30,22 @@ from ganimate.clips.inference import (
     unknown_frames,
 )
 from ganimate.data.moving_mnist import clip_source
+from ganimate.distributed import World
 from ganimate.engine import run
-from ganimate.gan import d_update, g_update, recompute_bn_stats
+from ganimate.gan import GanState, d_update, recompute_bn_stats
 from ganimate.metrics.pixel import psnr
 from ganimate.models import count_params
 from ganimate.models.clip import build_clip_models
-from ganimate.runtime import autocast
 from ganimate.video import default_scale, write_video
 
 
-def clip_train_step(cfg: ClipTrainConfig, G, D, opt_G, opt_D, x: torch.Tensor, z: torch.Tensor | None,
-                    bf16: bool = False) -> dict[str, torch.Tensor]:
+def clip_train_step(cfg: ClipTrainConfig, gan: GanState, x: torch.Tensor,
+                    z: torch.Tensor | None) -> dict[str, torch.Tensor]:
     """One D update and one G update on real clips x (B, 1, T, H, W) in [-1, 1].
 
     z: predict noise (recon_samples * B, z_dim), draw k of clip b at row k * B + b. Returns detached scalars.
     """
-    amp = functools.partial(autocast, x.device, bf16)
+    G, D, amp = gan.G_step, gan.D_step, gan.amp
     b, k = x.shape[0], cfg.recon_samples if cfg.task == "predict" else 1
     cond = conditioning(cfg.task, x)
     with amp():
@@ -60,10 +59,11 @@ def clip_train_step(cfg: ClipTrainConfig, G, D, opt_G, opt_D, x: torch.Tensor, z
             fake = complete_clip("inbetween", G, x).float()
             recon = (fake[:, :, 1:-1] - x[:, :, 1:-1]).abs().mean()
 
-    stats = d_update(D, opt_D, (x, cond), (fake.detach(), cond), amp)
-    with amp():
-        adv = losses.g_loss(D(fake, cond).float())
-    g_skipped = not g_update(opt_G, cfg.adv_weight * adv + cfg.recon_weight * recon)
+    stats = d_update(gan, (x, cond), (fake.detach(), cond))
+    with gan.g_pass():
+        with amp():
+            adv = losses.g_loss(D(fake, cond).float())
+        g_skipped = not gan.step_G(cfg.adv_weight * adv + cfg.recon_weight * recon)
     return {"loss_d": stats["loss_d"], "loss_g_adv": adv.detach(), "l1": recon.detach(), "d_real": stats["d_real"],
             "d_fake": stats["d_fake"], "skipped": max(stats["skipped"], float(g_skipped))}
 
@@ -76,6 +76,7 @@ class ClipTask:
 
     def __init__(self, cfg: ClipTrainConfig, device: torch.device, log):
         self.cfg, self.device = cfg, device
+        self.world = World()  # the engine sets the world of a torchrun job
         kw = dict(size=cfg.size, frames=cfg.frames, digits=cfg.digits, data_dir=cfg.data_dir)
         self.train_src = clip_source(cfg.dataset, "train", **kw)
         self.test_src = clip_source(cfg.dataset, "test", **kw)
@@ -106,14 +107,15 @@ class ClipTask:
 
     def batches(self, step: int):
         for clips in self.train_src.batches(self.cfg.batch_size, self.cfg.seed, start=step):
-            yield to_float(clips, self.device)  # (B, 1, T, H, W)
+            yield to_float(self.world.rows(clips), self.device)  # (B / processes, 1, T, H, W)
 
     def train_step(self, x) -> dict[str, torch.Tensor]:
         cfg, gan = self.cfg, self.gan
         z = None
         if cfg.task == "predict":
-            z = torch.randn(cfg.recon_samples * cfg.batch_size, cfg.z_dim, generator=gan.noise).to(self.device)
-        return clip_train_step(cfg, gan.G, gan.D, gan.opt_G, gan.opt_D, x, z, bf16=cfg.precision == "bf16")
+            z = torch.randn(cfg.recon_samples, cfg.batch_size, cfg.z_dim, generator=gan.noise)  # (K, B, z_dim)
+            z = self.world.rows(z.transpose(0, 1)).transpose(0, 1).reshape(-1, cfg.z_dim).to(self.device)
+        return clip_train_step(cfg, gan, x, z)
 
     def format_stats(self, m: dict[str, float]) -> str:
         return (f"loss_d {m['loss_d']:.3f} adv {m['loss_g_adv']:.3f} l1 {m['l1']:.4f} | D(x) {m['d_real']:.2f} "

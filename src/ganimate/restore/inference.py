@@ -39,14 +39,14 @@ def model_input(obs: torch.Tensor, image_size: int) -> torch.Tensor:
 
 
 @torch.no_grad()
-def restore(G, obs: torch.Tensor, image_size: int, batch_size: int = 500, bf16: bool = False) -> torch.Tensor:
+def restore(G, obs: torch.Tensor, image_size: int, batch_size: int = 500, precision: str = "fp32") -> torch.Tensor:
     """Observations (N, C, h, w) in [0, 1] -> restored float (N, C, H, W) in [0, 1] by G in eval mode."""
     was_training = G.training
     G.eval()
     device = next(G.parameters()).device
     out = []
     for i in range(0, len(obs), batch_size):
-        with autocast(device, bf16):
+        with autocast(device, precision):
             y = G(model_input(obs[i : i + batch_size].to(device), image_size))
         out.append((y.float().cpu() + 1) / 2)
     G.train(was_training)

@@ -9,16 +9,16 @@ training images are held out for validation and baseline tuning.
 
 from __future__ import annotations
 
-import functools
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
 from ganimate import losses
+from ganimate.distributed import World
 from ganimate.engine import data_fingerprint, epoch_indices, run
 from ganimate.errors import GanimateError
-from ganimate.gan import d_update, g_update
+from ganimate.gan import GanState, d_update
 from ganimate.images import make_grid, save_png, to_uint8
 from ganimate.metrics.pixel import psnr, ssim
 from ganimate.models import count_params
@@ -26,25 +26,23 @@ from ganimate.restore.config import RestoreTrainConfig
 from ganimate.restore.degrade import degrade, degraded_split, to_full
 from ganimate.restore.inference import VAL_SEED, load_split, model_input, restore
 from ganimate.restore.model import build_restore_models
-from ganimate.runtime import autocast
 
 
-def restore_step(G, D, opt_G, opt_D, inp, target, adv_weight: float, l1_weight: float,
-                 bf16: bool = False) -> dict[str, torch.Tensor]:
+def restore_step(gan: GanState, inp, target, adv_weight: float, l1_weight: float) -> dict[str, torch.Tensor]:
     """One D update (skipped when adv_weight is 0) and one G update on degraded `inp` and clean `target`
     (B, C, H, W) in [-1, 1]. G's loss: l1_weight * L1 + adv_weight * non-saturating BCE on D's logits."""
-    amp = functools.partial(autocast, inp.device, bf16)
-    with amp():
-        fake = G(inp)  # (B, C, H, W)
-    stats = d_update(D, opt_D, (inp, target), (inp, fake.detach()), amp) if adv_weight > 0 else {}
+    with gan.amp():
+        fake = gan.G_step(inp)  # (B, C, H, W)
+    stats = d_update(gan, (inp, target), (inp, fake.detach())) if adv_weight > 0 else {}
     l1 = F.l1_loss(fake.float(), target)
     loss = l1_weight * l1
-    if adv_weight > 0:
-        with amp():
-            g_adv = losses.g_loss(D(inp, fake).float())
-        loss = loss + adv_weight * g_adv
-        stats["loss_g_adv"] = g_adv.detach()
-    g_skipped = not g_update(opt_G, loss)
+    with gan.g_pass():
+        if adv_weight > 0:
+            with gan.amp():
+                g_adv = losses.g_loss(gan.D_step(inp, fake).float())
+            loss = loss + adv_weight * g_adv
+            stats["loss_g_adv"] = g_adv.detach()
+        g_skipped = not gan.step_G(loss)
     stats["skipped"] = max(stats.get("skipped", 0.0), float(g_skipped))
     return {"l1": l1.detach(), **stats}
 
@@ -57,6 +55,7 @@ class RestoreTask:
 
     def __init__(self, cfg: RestoreTrainConfig, device: torch.device, log):
         self.cfg, self.device = cfg, device
+        self.world = World()  # the engine sets the world of a torchrun job
         self.images, _ = load_split(cfg, "train", log)
         self.val_images, _ = load_split(cfg, "val", log)
         cfg.channels, cfg.image_size = self.images.shape[1], self.images.shape[2]
@@ -93,9 +92,9 @@ class RestoreTask:
 
     def train_step(self, clean) -> dict[str, torch.Tensor]:
         cfg, gan = self.cfg, self.gan
-        obs = degrade(clean.cpu(), self.deg, gan.noise).to(self.device)
-        return restore_step(gan.G, gan.D, gan.opt_G, gan.opt_D, model_input(obs, cfg.image_size), clean * 2 - 1,
-                            cfg.adv_weight, cfg.l1_weight, cfg.precision == "bf16")
+        obs = degrade(clean.cpu(), self.deg, gan.noise).to(self.device)  # the global batch's noise draws
+        obs, clean = self.world.rows((obs, clean))  # this process's rows
+        return restore_step(gan, model_input(obs, cfg.image_size), clean * 2 - 1, cfg.adv_weight, cfg.l1_weight)
 
     def format_stats(self, means: dict[str, float]) -> str:
         return " ".join(f"{k} {v:.4f}" for k, v in means.items())

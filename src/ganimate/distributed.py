@@ -35,8 +35,9 @@ T = TypeVar("T")
 
 
 def launched() -> bool:
-    """Whether this process was started by torchrun (or another launcher that sets its variables)."""
-    return "WORLD_SIZE" in os.environ and "RANK" in os.environ
+    """Whether this process is one of several started by torchrun (or another launcher that sets its
+    variables). A job of one process trains as a plain one: no process group, no wrappers."""
+    return "RANK" in os.environ and int(os.environ.get("WORLD_SIZE", "1")) > 1
 
 
 class World:
@@ -189,8 +190,8 @@ class _SumOverRanks(torch.autograd.Function):
 
 
 class SyncBatchNorm(nn.modules.batchnorm._BatchNorm):
-    """Batch norm whose training statistics are those of the global batch across all processes (two
-    differentiable all-reduces: the mean, then the variance around it), on any device and backend. Eval mode,
+    """Batch norm whose training statistics are those of the global batch across all processes (one
+    differentiable all-reduce of the sums and the sums of squares, in float64), on any device and backend. Eval mode,
     and a process outside a process group, behave as `nn.BatchNorm`. Its parameters and buffers are the
     batch norm's own, so checkpoints are the same with or without it."""
 
@@ -205,12 +206,14 @@ class SyncBatchNorm(nn.modules.batchnorm._BatchNorm):
         dims = [0, *range(2, x.dim())]
         shape = (1, c) + (1,) * (x.dim() - 2)
         xf = x.float()
-        count = torch.tensor([x.numel() // c], device=x.device, dtype=torch.float32)
-        sums = _SumOverRanks.apply(torch.cat([xf.sum(dims), count]))  # (C + 1,) summed over ranks
-        n = sums[c]
+        count = torch.tensor([x.numel() // c], device=x.device, dtype=torch.float64)
+        # one all-reduce of the sums and sums of squares, in float64 so that E[x^2] - E[x]^2 keeps its digits
+        sums = _SumOverRanks.apply(torch.cat([xf.sum(dims).double(), xf.square().sum(dims).double(), count]))
+        n = sums[2 * c]
         mean = sums[:c] / n  # (C,)
-        centred = xf - mean.view(shape)
-        var = _SumOverRanks.apply(centred.square().sum(dims)) / n  # (C,) biased, as batch norm normalises
+        var = (sums[c : 2 * c] / n - mean.square()).clamp(min=0)  # (C,) biased, as batch norm normalises
+        centred = xf - mean.float().view(shape)
+        mean, var = mean.float(), var.float()
         y = centred * torch.rsqrt(var + self.eps).view(shape)
         if self.affine:
             y = y * self.weight.view(shape) + self.bias.view(shape)
@@ -219,7 +222,7 @@ class SyncBatchNorm(nn.modules.batchnorm._BatchNorm):
                 self.num_batches_tracked.add_(1)
                 m = self.momentum if self.momentum is not None else 1.0 / float(self.num_batches_tracked)
                 self.running_mean.lerp_(mean.detach(), m)
-                self.running_var.lerp_(var.detach() * n / (n - 1).clamp(min=1), m)
+                self.running_var.lerp_(var.detach() * (n / (n - 1).clamp(min=1)).float(), m)
         return y.to(x.dtype)
 
 

@@ -85,6 +85,25 @@ def _bn_worker(rank: int, size: int, port: int, tmp: str) -> None:
     dist.destroy_process_group()
 
 
+def _silent_peer_worker(rank: int, size: int, port: int, tmp: str) -> None:
+    """Rank 0 trains with a 3-second --dist-timeout; rank 1 joins the group and then never answers."""
+    join_world(rank, size, port)
+    if rank == 1:
+        import torch.distributed as dist
+
+        dist.init_process_group("gloo", rank=rank, world_size=size)
+        time.sleep(20)
+        return
+    t0 = time.monotonic()
+    try:
+        run(tiny_config(Path(tmp), dist_timeout=0.05), ImageTask)
+        message = "no error"
+    except GanimateError as e:
+        message = str(e)
+    (Path(tmp) / "error.txt").write_text(f"{time.monotonic() - t0:.1f}\n{message}")
+    os._exit(0)  # rank 1 is still asleep: leave without the process group's goodbyes
+
+
 def spawn(fn, *args, size: int = 2) -> None:
     mp.start_processes(fn, args=(size, free_port(), *args), nprocs=size, start_method="spawn", join=True)
 
@@ -149,6 +168,17 @@ def test_two_processes_train_like_one_on_the_same_global_batch(tmp_path):
     state = load_checkpoint(list_checkpoints(run_dir)[-1])
     assert state["step"] == 6 and "module." not in "".join(state["G"])  # the one-process checkpoint format
     assert state["task"]["augment"]["p"] > 0
+
+
+def test_a_process_that_stops_answering_ends_the_others_with_one_line_after_the_timeout(tmp_path):
+    job = mp.start_processes(_silent_peer_worker, args=(2, free_port(), str(tmp_path)), nprocs=2,
+                             start_method="spawn", join=False)
+    wait_for(lambda: (tmp_path / "error.txt").exists(), 60, "rank 0's error")
+    seconds, message = (tmp_path / "error.txt").read_text().split("\n", 1)
+    for p in job.processes:
+        p.kill()
+    assert "did not answer within --dist-timeout 0.05 min" in message and "\n" not in message
+    assert float(seconds) < 30
 
 
 def torchrun(tmp_path, *args, nproc: int = 2) -> subprocess.Popen:

@@ -22,6 +22,7 @@ from ganimate.augment import (
 )
 from ganimate.checkpoint import list_checkpoints, load_checkpoint
 from ganimate.data import DATASETS, DatasetSpec, register_dataset
+from ganimate.errors import GanimateError
 from ganimate.runs import read_jsonl, resume_config
 from ganimate.train import ImageTask, fit
 
@@ -180,3 +181,12 @@ def test_a_run_from_before_augment_resumes_without_it(tiny):
     assert json.loads((run / "config.json").read_text())["augment"] == "none"
     assert "--augment ada -> none: the checkpoint was trained without augmentation" in (run / "log.txt").read_text()
     assert "aug_p" not in read_jsonl(run / "stats.jsonl")[-1]
+
+
+def test_dry_run_shows_what_auto_will_choose_and_resume_takes_auto_as_the_runs_choice(tiny, cli):
+    assert '"augment": "ada"' in cli("train", "--dataset", "synthetic", "--dry-run").stdout  # 2,000 images
+    assert '"augment": "none"' in cli("train", "--dataset", "mnist", "--dry-run").stdout  # 60,000
+    run = fit(tiny(max_steps=2))
+    assert resume_config(run, {"augment": "auto", "max_steps": 3}, type(tiny())).augment == "ada"
+    with pytest.raises(GanimateError, match="--augment diffaug conflicts with the run's saved augment=ada"):
+        resume_config(run, {"augment": "diffaug"}, type(tiny()))

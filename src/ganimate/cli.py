@@ -12,6 +12,7 @@ from pathlib import Path
 import torch
 
 from ganimate import __version__
+from ganimate.augment import resolve_augment
 from ganimate.cliargs import Parser, add_config_args, add_train_command, run_command
 from ganimate.clips.cli import add_clip_commands
 from ganimate.config import SampleConfig, TrainConfig
@@ -48,8 +49,14 @@ def train_models(cfg: TrainConfig):
     """`ganimate train --dry-run`: the config completed from the dataset's description, and (G, D)."""
     info = dataset_info(cfg.dataset)
     root = Path(cfg.dataset[len("folder:"):]).expanduser() if cfg.dataset.startswith("folder:") else None
-    if root is not None and cfg.image_size is None and root.is_dir():  # the size training would choose
-        cfg.image_size = folder.native_size(root, [rel for rel, _, _ in folder.scan(root)], cfg.crop, print)
+    n_images = info.get("train_images")
+    if root is not None and root.is_dir():
+        files = [rel for rel, _, _ in folder.scan(root)]
+        n_images = len(files)
+        if cfg.image_size is None:  # the size training would choose
+            cfg.image_size = folder.native_size(root, files, cfg.crop, print)
+    if n_images is not None:  # what --augment auto will choose
+        cfg.augment = resolve_augment(cfg.augment, n_images)
     for key in ("image_size", "channels"):
         if getattr(cfg, key) is None:
             setattr(cfg, key, info.get(key) or (64 if key == "image_size" else 3))

@@ -248,8 +248,8 @@ def resume_config(run_dir: str | Path, overrides: dict, cls):
         raise GanimateError(f"cannot resume {run_dir}: {e}") from None
     defaults = {f.name: f.default for f in dataclasses.fields(cls)}
     for key, value in overrides.items():
-        if key == "out" or key in cls.RESUMABLE or value is None:
-            continue
+        if key == "out" or key in cls.RESUMABLE or value is None or value == "auto":
+            continue  # "auto" (--augment, --labels) is what the run resolved when it started
         if key not in saved:
             if key in defaults and value == defaults[key]:
                 continue  # a setting newer than the run, given at its default

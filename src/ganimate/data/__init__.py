@@ -84,9 +84,10 @@ def has_reference_classifier(spec: str) -> bool:
 
 
 def dataset_info(spec: str) -> dict:
-    """Image size, channels and class count of `spec` without loading it (all None for folders)."""
+    """Image size, channels, class count and training images of `spec` without loading it (all None for
+    folders)."""
     if spec.startswith(FOLDER_PREFIX):
-        return {"image_size": None, "channels": None, "num_classes": None}
+        return {"image_size": None, "channels": None, "num_classes": None, "train_images": None}
     return get_dataset(spec).info()
 
 

@@ -42,7 +42,7 @@ def get_dataset(spec: str) -> DatasetSpec:
 
 
 register_dataset(DatasetSpec(
-    "mnist", mnist.load, image_size=28, channels=1, num_classes=10,
+    "mnist", mnist.load, image_size=28, channels=1, num_classes=10, train_images=60_000,
     classes=tuple(str(k) for k in range(10)),
     source=DownloadSpec(
         mirrors=("https://ossci-datasets.s3.amazonaws.com/mnist/", "https://storage.googleapis.com/cvdf-datasets/mnist/"),
@@ -56,7 +56,7 @@ register_dataset(DatasetSpec(
     reference_classifier=True,
 ))
 register_dataset(DatasetSpec(
-    "fashion-mnist", mnist.load, image_size=28, channels=1, num_classes=10,
+    "fashion-mnist", mnist.load, image_size=28, channels=1, num_classes=10, train_images=60_000,
     classes=("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"),
     source=DownloadSpec(
         mirrors=("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",),
@@ -70,7 +70,7 @@ register_dataset(DatasetSpec(
     reference_classifier=True,
 ))
 register_dataset(DatasetSpec(
-    "cifar10", cifar.load, image_size=32, channels=3, num_classes=10,
+    "cifar10", cifar.load, image_size=32, channels=3, num_classes=10, train_images=50_000,
     source=DownloadSpec(
         mirrors=("https://www.cs.toronto.edu/~kriz/",),
         md5={"cifar-10-python.tar.gz": "c58f30108f718f92721af3b95e74349a"},
@@ -78,4 +78,5 @@ register_dataset(DatasetSpec(
 ))
 register_dataset(DatasetSpec(
     "synthetic", synthetic.load, image_size=synthetic.SIZE, channels=1, num_classes=len(synthetic.CLASSES),
+    train_images=synthetic.COUNT["train"],
 ))

@@ -31,6 +31,8 @@ class DatasetSpec:
     source: DownloadSpec | None = None
     labelled_test: bool = True
     reference_classifier: bool = False
+    train_images: int | None = None  # the training split's size, known before loading (`--augment auto`)
 
-    def info(self) -> dict[str, int]:
-        return {"image_size": self.image_size, "channels": self.channels, "num_classes": self.num_classes}
+    def info(self) -> dict[str, int | None]:
+        return {"image_size": self.image_size, "channels": self.channels, "num_classes": self.num_classes,
+                "train_images": self.train_images}

@@ -87,12 +87,8 @@ def build_parser() -> argparse.ArgumentParser:
         ("project", "find the latent (and class) of your own images in a run's generator", ProjectConfig, run_project),
     ):
         p = sub.add_parser(name, help=help_)
-        add_config_args(p, cls, positional=("run",), skip=("images",))
+        add_config_args(p, cls, positional=("run", "images") if name == "project" else ("run",))
         p.set_defaults(func=run_command(cls, function))
-    # the image lists, which add_config_args has no form for
-    sub.choices["project"].add_argument("images", nargs="+", metavar="IMAGE", help="image files or folders")
-    sub.choices["interpolate"].add_argument("--images", nargs="+", metavar="IMAGE", default=argparse.SUPPRESS,
-                                            help=InterpolateConfig.__dataclass_fields__["images"].metadata["help"])
 
     add_restore_commands(sub)  # image restoration
     add_clip_commands(sub)  # video from images

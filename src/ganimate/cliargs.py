@@ -42,10 +42,13 @@ def add_config_args(parser: argparse.ArgumentParser, cls, positional: tuple[str,
         if f.name in skip:
             continue
         tp, _ = _base_type(hints[f.name])
+        nargs = None
+        if typing.get_origin(tp) is list:  # list[str]: one or more values
+            tp, nargs = typing.get_args(tp)[0], "+"
         help_ = f.metadata.get("help", "")
         if f.name in positional:
             optional = f.default is None
-            parser.add_argument(f.name, type=tp, help=help_, nargs="?" if optional else None,
+            parser.add_argument(f.name, type=tp, help=help_, nargs=nargs or ("?" if optional else None),
                                 default=argparse.SUPPRESS if optional else None)
             continue
         flag = "--" + f.name.rstrip("_").replace("_", "-")
@@ -57,7 +60,7 @@ def add_config_args(parser: argparse.ArgumentParser, cls, positional: tuple[str,
                                 default=argparse.SUPPRESS, help=help_)
         else:
             parser.add_argument(flag, dest=f.name, type=tp, default=argparse.SUPPRESS, metavar=tp.__name__.upper(),
-                                help=help_)
+                                nargs=nargs, help=help_)
 
 
 def _given(ns: argparse.Namespace, cls) -> dict:

@@ -206,3 +206,26 @@ def test_init_is_seeded_and_covers_every_parameter():
             assert torch.equal(x, y), k
     biases = [p for n, p in D1.named_parameters() if n.endswith("bias") and "features" in n and p.ndim == 1]
     assert biases and not any(b.detach().any() for b in biases)
+
+
+def test_minibatch_std_lets_d_see_a_batchs_variety():
+    from ganimate.models.dcgan import FastDiscriminator
+
+    torch.manual_seed(0)
+    D = FastDiscriminator(28, 1, 0, 8, mbstd=4).eval()
+    x = torch.randn(8, 1, 28, 28)
+    alike = x[:1].expand(8, -1, -1, -1)
+    with torch.no_grad():
+        assert float(D.batch_spread(D.features(alike)).max()) < 1e-3 < float(D.batch_spread(D.features(x)).min())
+        changed = x.clone()
+        changed[2] = 0  # image 2 is in image 0's group (0, 2, 4, 6): image 0's logit moves
+        assert D(x).shape == (8,) and not torch.allclose(D(x)[0], D(changed)[0])
+        assert torch.allclose(D(x)[1], D(changed)[1])  # image 1's group (1, 3, 5, 7) is untouched
+
+
+def test_hinge_loss():
+    from ganimate import losses
+
+    assert float(losses.d_loss(torch.tensor([2.0, 1.0]), torch.tensor([-3.0, -1.0]), "hinge")) == 0.0
+    assert float(losses.d_loss(torch.tensor([0.0]), torch.tensor([0.0]), "hinge")) == 2.0
+    assert float(losses.g_loss(torch.tensor([1.0, 3.0]), "hinge")) == -2.0

@@ -194,6 +194,10 @@ class TrainConfig(TrainBase):
     d_width: int | None = option("channels of D's first convolution (default: the arch's)", positive=True,
                                  default=None)
     bn_affine: bool = option("batch norm with scale and bias (the paper found without better)", default=False)
+    mbstd: int = option("minibatch standard deviation in D over groups of N images (Karras et al. 2018; 0: off)",
+                        nonneg=True, default=0)
+    loss: str = option("bce (the DCGAN paper's non-saturating loss) | hinge (Lim & Ye 2017)", choices=("bce", "hinge"),
+                       default="bce")
     epochs: int = option("training epochs", positive=True, default=5)
     batch_size: int = option("images per step", positive=True, default=128)
     lr_g: float | None = option("Adam learning rate of G (default: the arch's)", positive=True, default=None)

@@ -27,7 +27,7 @@ def d_update(gan: GanState, real: tuple, fake: tuple,
         real_logits, fake_logits = gan.D_step(*real).float(), gan.D_step(*fake).float()
     if on_real_logits is not None:
         on_real_logits(real_logits.detach())
-    loss_d = losses.d_loss(real_logits, fake_logits)
+    loss_d = losses.d_loss(real_logits, fake_logits, gan.loss)
     skipped = not gan.step_D(loss_d)
     return {"loss_d": loss_d.detach(), "d_real": torch.sigmoid(real_logits.detach()).mean(),
             "d_fake": torch.sigmoid(fake_logits.detach()).mean(), "skipped": float(skipped)}
@@ -100,6 +100,7 @@ class GanState:
     opt_D: torch.optim.Optimizer
     noise: torch.Generator
     precision: str = "fp32"
+    loss: str = "bce"  # losses.LOSSES
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     scaler_G: torch.amp.GradScaler | None = None
     scaler_D: torch.amp.GradScaler | None = None
@@ -113,13 +114,16 @@ class GanState:
 
     @classmethod
     def create(cls, G, D, *, lr_g: float, lr_d: float, betas: tuple[float, float], seed: int,
-               ema: bool = True, precision: str = "fp32", device: torch.device | None = None) -> GanState:
-        """Fresh state on `device` (CPU by default) computing in `precision` (fp32 | bf16 | fp16, resolved)."""
+               ema: bool = True, precision: str = "fp32", device: torch.device | None = None,
+               loss: str = "bce") -> GanState:
+        """Fresh state on `device` (CPU by default) computing in `precision` (fp32 | bf16 | fp16, resolved) with
+        the GAN loss `loss` (bce | hinge)."""
         device = device or torch.device("cpu")
         G_ema = copy.deepcopy(G).eval().requires_grad_(False) if ema else None
         gan = cls(G, D, G_ema, torch.optim.Adam(G.parameters(), lr=lr_g, betas=betas),
                   torch.optim.Adam(D.parameters(), lr=lr_d, betas=betas), torch.Generator().manual_seed(seed + 1),
-                  precision, device, grad_scaler(device, precision), grad_scaler(device, precision))
+                  precision=precision, loss=loss, device=device, scaler_G=grad_scaler(device, precision),
+                  scaler_D=grad_scaler(device, precision))
         gan.to(device)
         return gan
 

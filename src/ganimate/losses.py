@@ -1,18 +1,26 @@
-"""GAN losses on logits: the binary cross-entropy of the DCGAN paper, written with softplus.
+"""GAN losses on logits: the binary cross-entropy of the DCGAN paper ("bce"), written with softplus, and the
+hinge loss (Lim & Ye 2017, "Geometric GAN"; "hinge").
 
 softplus(-l) = BCE(sigmoid(l), 1) and softplus(l) = BCE(sigmoid(l), 0), without the
 numerical trouble of a sigmoid followed by a log.
 """
 
+
 import torch
 import torch.nn.functional as F
 
+LOSSES = ("bce", "hinge")
 
-def d_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
-    """D learns real -> 1, fake -> 0."""
+
+def d_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor, kind: str = "bce") -> torch.Tensor:
+    """D learns real -> 1, fake -> 0 (hinge: real logits above 1, fake ones below -1)."""
+    if kind == "hinge":
+        return F.relu(1 - real_logits).mean() + F.relu(1 + fake_logits).mean()
     return F.softplus(-real_logits).mean() + F.softplus(fake_logits).mean()
 
 
-def g_loss(fake_logits: torch.Tensor) -> torch.Tensor:
-    """Non-saturating G loss: fake -> 1."""
+def g_loss(fake_logits: torch.Tensor, kind: str = "bce") -> torch.Tensor:
+    """Non-saturating G loss: fake -> 1 (hinge: raise the fake logits)."""
+    if kind == "hinge":
+        return -fake_logits.mean()
     return F.softplus(-fake_logits).mean()

@@ -47,7 +47,7 @@ def train_step(gan: GanState, x, y, z, augment: Callable[[torch.Tensor], torch.T
     stats = d_update(gan, (x, y), (fake.detach(), y), on_real_logits)
     with gan.g_pass():
         with gan.amp():
-            loss_g = losses.g_loss(gan.D_step(fake, y).float())
+            loss_g = losses.g_loss(gan.D_step(fake, y).float(), gan.loss)
         g_skipped = not gan.step_G(loss_g)
     return {"loss_d": stats["loss_d"], "loss_g": loss_g.detach(), "d_real": stats["d_real"], "d_fake": stats["d_fake"],
             "skipped": max(stats["skipped"], float(g_skipped))}

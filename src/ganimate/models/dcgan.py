@@ -99,7 +99,11 @@ class DCGANGenerator(nn.Module):
 
 
 class DCGANDiscriminator(nn.Module):
-    """image (B, C, H, W) [+ class] -> `downsampling` stack -> flatten, dropout -> real/fake logit (B,)."""
+    """image (B, C, H, W) [+ class] -> `downsampling` stack -> flatten, dropout -> real/fake logit (B,).
+
+    `mbstd` > 0 adds the minibatch standard deviation (Karras et al. 2018, "Progressive Growing of GANs"): one more
+    input to the dense logit, the spread of the features across each group of `mbstd` images, so D can tell a
+    batch of look-alikes from a varied real one."""
 
     dropout = 0.0
 
@@ -110,14 +114,24 @@ class DCGANDiscriminator(nn.Module):
         num_classes: int = 0,
         width: int = 64,
         bn_affine: bool = True,
+        mbstd: int = 0,
     ):
         super().__init__()
-        self.num_classes = num_classes
+        self.num_classes, self.mbstd = num_classes, mbstd
         layers, c, s = self.downsampling(image_size, channels, width, bn_affine)
         features = c * s * s
         self.features = nn.Sequential(*layers, nn.Flatten(), nn.Dropout(self.dropout))
-        self.fc = nn.Linear(features, 1)
+        self.fc = nn.Linear(features + (1 if mbstd else 0), 1)
         self.embed = nn.Linear(num_classes, features, bias=False) if num_classes else None
+
+    def batch_spread(self, h: torch.Tensor) -> torch.Tensor:
+        """(B, F) features -> (B, 1): the mean over features of their standard deviation within each group of
+        `mbstd` images (images b, b + B/g, b + 2B/g ... form a group; the whole batch when B does not divide)."""
+        b = h.shape[0]
+        g = self.mbstd if b % self.mbstd == 0 else b
+        grouped = h.float().view(g, b // g, -1)  # (g, B/g, F)
+        spread = (grouped.var(0, unbiased=False) + 1e-8).sqrt().mean(1)  # (B/g,)
+        return spread.repeat(g).unsqueeze(1).to(h.dtype)  # (B, 1)
 
     def downsampling(self, image_size: int, channels: int, width: int,
                      bn_affine: bool) -> tuple[list[nn.Module], int, int]:
@@ -126,7 +140,7 @@ class DCGANDiscriminator(nn.Module):
 
     def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         h = self.features(x)  # (B, F)
-        out = self.fc(h).squeeze(1)  # (B,)
+        out = self.fc(torch.cat([h, self.batch_spread(h)], 1) if self.mbstd else h).squeeze(1)  # (B,)
         if self.embed is not None:
             if y is None:
                 raise ValueError("this discriminator is conditional: pass class labels")
@@ -267,7 +281,8 @@ def _make(cfg) -> tuple[DCGANGenerator, DCGANDiscriminator]:
     spec = get_arch(cfg.arch)
     num_classes = cfg.num_classes if cfg.conditional else 0
     G = spec.generator(cfg.z_dim, cfg.image_size, cfg.channels, num_classes, cfg.g_width, bn_affine=cfg.bn_affine)
-    D = spec.discriminator(cfg.image_size, cfg.channels, num_classes, cfg.d_width, bn_affine=cfg.bn_affine)
+    D = spec.discriminator(cfg.image_size, cfg.channels, num_classes, cfg.d_width, bn_affine=cfg.bn_affine,
+                           mbstd=getattr(cfg, "mbstd", 0))
     return G, D
 
 

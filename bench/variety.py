@@ -1,0 +1,94 @@
+"""What buys sample variety: the demo preset trained with one lever changed at a time, scored at the same step.
+
+    python bench/variety.py                                  # every lever, seed 0
+    python bench/variety.py --levers base mbstd --seeds 0 1 2
+    python bench/variety.py --levers base --extra --epochs 8  # options added to every run
+
+Each lever is a real `ganimate train` run of the `make demo` preset (conditional MNIST, --arch fast, 4 epochs,
+1,872 steps at batch 128; a lever that changes the batch keeps the step count) into runs/variety/<lever>-s<seed>,
+then `ganimate evaluate --metrics fd,pr,class_acc` on N = 10,000 samples. The table shows FD, precision,
+recall and class accuracy, the training speed relative to the first lever's (the speeds of runs made while
+something else runs beside them are not comparable), and the mean and spread over seeds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+DEMO = ["--dataset", "mnist", "--conditional", "--arch", "fast", "--epochs", "4", "--batch-size", "128"]
+STEPS = 1872  # the demo's 4 epochs at batch 128
+
+LEVERS = {
+    "base": [],
+    "mbstd": ["--mbstd", "4"],
+    "hinge": ["--loss", "hinge"],
+    "batch256": ["--batch-size", "256", "--epochs", "8"],
+    "lr3e-4": ["--lr-g", "3e-4", "--lr-d", "3e-4"],
+    "ttur": ["--lr-g", "3e-4", "--lr-d", "6e-4"],
+    "z128": ["--z-dim", "128"],
+    "diffaug": ["--augment", "diffaug"],
+    "bn-affine": ["--bn-affine"],
+}
+
+
+def run(cmd: list[str]) -> str:
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    if done.returncode != 0:
+        sys.exit(f"failed: {' '.join(cmd)}\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}")
+    return done.stdout
+
+
+def one(lever: str, seed: int, extra: list[str], out_root: Path, reuse: bool) -> dict:
+    out = out_root / f"{lever}-s{seed}"
+    done = out / "metrics-variety.json"
+    if reuse and done.is_file():
+        return json.loads(done.read_text())
+    ganimate = [sys.executable, "-m", "ganimate"]
+    run([*ganimate, "train", *DEMO, *LEVERS[lever], *extra, "--max-steps", str(STEPS), "--seed", str(seed),
+         "--out", str(out), "--overwrite", "--no-progress", "--no-report", "--sample-every", "0", "--log-every", "200"])
+    stats = [json.loads(line) for line in (out / "stats.jsonl").read_text().splitlines()]
+    result = json.loads(run([*ganimate, "evaluate", str(out), "--metrics", "fd,pr,class_acc", "--json"]))
+    result["img_s"] = statistics.mean(r["samples_per_s"] for r in stats[1:])
+    done.write_text(json.dumps(result))
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--levers", nargs="+", default=list(LEVERS), choices=list(LEVERS))
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0])
+    parser.add_argument("--extra", nargs=argparse.REMAINDER, default=[], help="options added to every run")
+    parser.add_argument("--out", default="runs/variety")
+    parser.add_argument("--reuse", action="store_true", help="reuse finished runs' scores")
+    args = parser.parse_args()
+
+    rows = {}
+    for lever in args.levers:
+        rows[lever] = [one(lever, s, args.extra, Path(args.out), args.reuse) for s in args.seeds]
+        r = rows[lever][-1]
+        print(f"{lever} seed {args.seeds[-1]}: " + json.dumps({k: r.get(k) for k in
+                                                               ("fd", "precision", "recall", "class_acc", "img_s")}),
+              flush=True)
+
+    def cell(values: list[float], digits: int) -> str:
+        if len(values) == 1:
+            return f"{values[0]:.{digits}f}"
+        return f"{statistics.mean(values):.{digits}f} ± {statistics.stdev(values):.{digits}f}"
+
+    base_speed = statistics.mean(r["img_s"] for r in next(iter(rows.values())))
+    print("\n| lever | options | FD | precision | recall | class acc | speed | seeds |")
+    print("|---|---|---|---|---|---|---|---|")
+    for lever, results in rows.items():
+        speed = statistics.mean(r["img_s"] for r in results) / base_speed
+        print(f"| {lever} | `{' '.join(LEVERS[lever]) or '(demo)'}` | {cell([r['fd'] for r in results], 3)} | "
+              f"{cell([r['precision'] for r in results], 3)} | {cell([r['recall'] for r in results], 3)} | "
+              f"{cell([r['class_acc'] for r in results], 4)} | {speed:.2f}x | {len(results)} |")
+
+
+if __name__ == "__main__":
+    main()

@@ -33,6 +33,7 @@ LEVERS = {
     "z128": ["--z-dim", "128"],
     "diffaug": ["--augment", "diffaug"],
     "bn-affine": ["--bn-affine"],
+    "r1": ["--r1", "0.1"],
 }
 
 

@@ -229,3 +229,19 @@ def test_hinge_loss():
     assert float(losses.d_loss(torch.tensor([2.0, 1.0]), torch.tensor([-3.0, -1.0]), "hinge")) == 0.0
     assert float(losses.d_loss(torch.tensor([0.0]), torch.tensor([0.0]), "hinge")) == 2.0
     assert float(losses.g_loss(torch.tensor([1.0, 3.0]), "hinge")) == -2.0
+
+
+def test_r1_penalty_every_16th_d_step_on_the_reals_gradient():
+    from ganimate.gan import R1_EVERY, GanState, d_update
+    from ganimate.models.dcgan import FastDiscriminator, FastGenerator
+
+    torch.manual_seed(0)
+    G, D = FastGenerator(8, 28, 1, 0, 32), FastDiscriminator(28, 1, 0, 8)
+    gan = GanState.create(G, D, lr_g=1e-4, lr_d=1e-4, betas=(0.5, 0.999), seed=0, ema=False, r1=10.0)
+    x, fake = torch.randn(4, 1, 28, 28), torch.randn(4, 1, 28, 28)
+    xr = x.clone().requires_grad_(True)
+    (grad,) = torch.autograd.grad(D(xr).sum(), xr)
+    stats = d_update(gan, (x, None), (fake, None))
+    torch.testing.assert_close(stats["r1"], grad.square().flatten(1).sum(1).mean())
+    assert all("r1" not in d_update(gan, (x, None), (fake, None)) for _ in range(R1_EVERY - 1))
+    assert "r1" in d_update(gan, (x, None), (fake, None)) and gan.d_steps == R1_EVERY + 1

@@ -198,6 +198,8 @@ class TrainConfig(TrainBase):
                         nonneg=True, default=0)
     loss: str = option("bce (the DCGAN paper's non-saturating loss) | hinge (Lim & Ye 2017)", choices=("bce", "hinge"),
                        default="bce")
+    r1: float = option("weight of the R1 penalty on D's gradient at the real images (Mescheder et al. 2018), "
+                       "applied every 16 steps (0: off)", nonneg=True, default=0.0)
     epochs: int = option("training epochs", positive=True, default=5)
     batch_size: int = option("images per step", positive=True, default=128)
     lr_g: float | None = option("Adam learning rate of G (default: the arch's)", positive=True, default=None)

@@ -213,7 +213,8 @@ def _run(cfg, make_task, world: World, device: torch.device, resume: bool, overw
     torch.manual_seed(cfg.seed)
     gan = task.gan = GanState.create(*task.build_models(), lr_g=cfg.lr_g, lr_d=cfg.lr_d,
                                      betas=(cfg.beta1, cfg.beta2), seed=cfg.seed, ema=getattr(cfg, "ema", True),
-                                     precision=cfg.precision, device=device, loss=getattr(cfg, "loss", "bce"))
+                                     precision=cfg.precision, device=device, loss=getattr(cfg, "loss", "bce"),
+                                     r1=getattr(cfg, "r1", 0.0))
     step, elapsed = gan.resume(state, ckpt_path, device, total, more)
     if state is not None and hasattr(task, "load_state_dict"):
         task.load_state_dict(state.get("task") or {})

@@ -16,21 +16,35 @@ from ganimate.distributed import World, data_parallel, no_sync
 from ganimate.errors import GanimateError
 from ganimate.runtime import autocast, grad_scaler
 
+R1_EVERY = 16  # D steps between two R1 penalties (lazy regularisation, Karras et al. 2020)
+
 
 def d_update(gan: GanState, real: tuple, fake: tuple,
              on_real_logits: Callable[[torch.Tensor], None] | None = None) -> dict[str, torch.Tensor | float]:
-    """One step of D with the non-saturating BCE on logits: `real` and `fake` are D's arguments (the fake
+    """One step of D with the GAN loss (gan.loss) on logits: `real` and `fake` are D's arguments (the fake
     already detached from G; augmented, where the trainer augments, by the caller), `on_real_logits` a callable
-    that receives D's logits on the reals (ADA's overfitting signal). Returns detached loss_d, D(x) and D(G(z)),
-    and `skipped` 1.0 when the loss was not finite (or fp16's gradients overflowed) and the step was left out."""
+    that receives D's logits on the reals (ADA's overfitting signal). With gan.r1 > 0, every R1_EVERY-th step adds
+    the R1 penalty (Mescheder et al. 2018) r1 / 2 * |grad_x D(x)|^2 on the reals, times R1_EVERY. Returns
+    detached loss_d, D(x) and D(G(z)), and `skipped` 1.0 when the loss was not finite (or fp16's gradients
+    overflowed) and the step was left out."""
+    penalise = gan.r1 > 0 and gan.d_steps % R1_EVERY == 0
+    gan.d_steps += 1
+    if penalise:
+        real = (real[0].detach().requires_grad_(True), *real[1:])
     with gan.amp():
         real_logits, fake_logits = gan.D_step(*real).float(), gan.D_step(*fake).float()
     if on_real_logits is not None:
         on_real_logits(real_logits.detach())
     loss_d = losses.d_loss(real_logits, fake_logits, gan.loss)
+    stats = {}
+    if penalise:
+        (grad,) = torch.autograd.grad(real_logits.sum(), real[0], create_graph=True)  # (B, C, H, W)
+        penalty = grad.float().square().flatten(1).sum(1).mean()
+        loss_d = loss_d + gan.r1 / 2 * R1_EVERY * penalty
+        stats["r1"] = penalty.detach()
     skipped = not gan.step_D(loss_d)
     return {"loss_d": loss_d.detach(), "d_real": torch.sigmoid(real_logits.detach()).mean(),
-            "d_fake": torch.sigmoid(fake_logits.detach()).mean(), "skipped": float(skipped)}
+            "d_fake": torch.sigmoid(fake_logits.detach()).mean(), "skipped": float(skipped), **stats}
 
 
 def g_update(opt, loss: torch.Tensor, scaler: torch.amp.GradScaler | None = None, world: World | None = None) -> bool:
@@ -101,6 +115,8 @@ class GanState:
     noise: torch.Generator
     precision: str = "fp32"
     loss: str = "bce"  # losses.LOSSES
+    r1: float = 0.0  # the R1 penalty's weight (0: none)
+    d_steps: int = 0  # D's steps so far (the R1 schedule)
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     scaler_G: torch.amp.GradScaler | None = None
     scaler_D: torch.amp.GradScaler | None = None
@@ -115,14 +131,14 @@ class GanState:
     @classmethod
     def create(cls, G, D, *, lr_g: float, lr_d: float, betas: tuple[float, float], seed: int,
                ema: bool = True, precision: str = "fp32", device: torch.device | None = None,
-               loss: str = "bce") -> GanState:
+               loss: str = "bce", r1: float = 0.0) -> GanState:
         """Fresh state on `device` (CPU by default) computing in `precision` (fp32 | bf16 | fp16, resolved) with
-        the GAN loss `loss` (bce | hinge)."""
+        the GAN loss `loss` (bce | hinge) and the R1 penalty's weight `r1`."""
         device = device or torch.device("cpu")
         G_ema = copy.deepcopy(G).eval().requires_grad_(False) if ema else None
         gan = cls(G, D, G_ema, torch.optim.Adam(G.parameters(), lr=lr_g, betas=betas),
                   torch.optim.Adam(D.parameters(), lr=lr_d, betas=betas), torch.Generator().manual_seed(seed + 1),
-                  precision=precision, loss=loss, device=device, scaler_G=grad_scaler(device, precision),
+                  precision=precision, loss=loss, r1=r1, device=device, scaler_G=grad_scaler(device, precision),
                   scaler_D=grad_scaler(device, precision))
         gan.to(device)
         return gan
@@ -187,6 +203,7 @@ class GanState:
             "rng": {"torch": torch.get_rng_state(), "noise": self.noise.get_state(),
                     "cuda": torch.cuda.get_rng_state_all() if device.type == "cuda" else None},
             **{f"scaler_{k}": s.state_dict() for k, s in (("G", self.scaler_G), ("D", self.scaler_D)) if s is not None},
+            "d_steps": self.d_steps,
         }
 
     def load_state_dict(self, state: dict, source: Path, device: torch.device) -> tuple[int, float]:
@@ -204,6 +221,7 @@ class GanState:
                 if scaler is not None and state.get(key):  # a run trained in another precision starts a fresh scale
                     scaler.load_state_dict(state[key])
             step, elapsed = state["step"], state.get("elapsed_s", 0.0)
+            self.d_steps = int(state.get("d_steps", step))
         except (RuntimeError, KeyError, TypeError, ValueError, AttributeError) as e:
             reason = str(e).splitlines()[0][:100]
             raise GanimateError(f"{source} does not fit the run's config.json ({reason})") from None

@@ -2,6 +2,7 @@
 
     python bench/variety.py                                  # every lever, seed 0
     python bench/variety.py --levers base mbstd --seeds 0 1 2
+    python bench/variety.py --steps 468                      # a quicker screen: one epoch
     python bench/variety.py --levers base --extra --epochs 8  # options added to every run
 
 Each lever is a real `ganimate train` run of the `make demo` preset (conditional MNIST, --arch fast, 4 epochs,
@@ -44,13 +45,13 @@ def run(cmd: list[str]) -> str:
     return done.stdout
 
 
-def one(lever: str, seed: int, extra: list[str], out_root: Path, reuse: bool) -> dict:
-    out = out_root / f"{lever}-s{seed}"
+def one(lever: str, seed: int, extra: list[str], out_root: Path, reuse: bool, steps: int) -> dict:
+    out = out_root / f"{lever}-s{seed}-{steps}"
     done = out / "metrics-variety.json"
     if reuse and done.is_file():
         return json.loads(done.read_text())
     ganimate = [sys.executable, "-m", "ganimate"]
-    run([*ganimate, "train", *DEMO, *LEVERS[lever], *extra, "--max-steps", str(STEPS), "--seed", str(seed),
+    run([*ganimate, "train", *DEMO, *LEVERS[lever], *extra, "--max-steps", str(steps), "--seed", str(seed),
          "--out", str(out), "--overwrite", "--no-progress", "--no-report", "--sample-every", "0", "--log-every", "200"])
     stats = [json.loads(line) for line in (out / "stats.jsonl").read_text().splitlines()]
     result = json.loads(run([*ganimate, "evaluate", str(out), "--metrics", "fd,pr,class_acc", "--json"]))
@@ -65,12 +66,13 @@ def main() -> None:
     parser.add_argument("--seeds", nargs="+", type=int, default=[0])
     parser.add_argument("--extra", nargs=argparse.REMAINDER, default=[], help="options added to every run")
     parser.add_argument("--out", default="runs/variety")
+    parser.add_argument("--steps", type=int, default=STEPS, help="training steps of every run (default: the demo's)")
     parser.add_argument("--reuse", action="store_true", help="reuse finished runs' scores")
     args = parser.parse_args()
 
     rows = {}
     for lever in args.levers:
-        rows[lever] = [one(lever, s, args.extra, Path(args.out), args.reuse) for s in args.seeds]
+        rows[lever] = [one(lever, s, args.extra, Path(args.out), args.reuse, args.steps) for s in args.seeds]
         r = rows[lever][-1]
         print(f"{lever} seed {args.seeds[-1]}: " + json.dumps({k: r.get(k) for k in
                                                                ("fd", "precision", "recall", "class_acc", "img_s")}),

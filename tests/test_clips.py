@@ -332,3 +332,84 @@ def test_training_on_a_moving_mnist_npy_file(tmp_path):
     run = fit_clips(tiny_clip_config(tmp_path, "npy", task="inbetween", dataset=f"npy:{path}", max_steps=2))
     r = evaluate_clips(ClipEvaluateConfig(run=str(run), n=3, device="cpu"))  # clips 27..29: the test split
     assert r["methods"]["model"]["psnr"] > 0 and "identity" not in r["methods"]["model"]
+
+
+# --------------------------------------------------------------------------- forecast: the standard benchmark
+
+
+def test_openstl_metrics_on_known_arrays():
+    from ganimate.clips import openstl
+
+    true = np.zeros((2, 3, 1, 8, 8), np.float32)
+    pred = true.copy()
+    pred[:, :, :, :2, :2] = 0.5  # 4 pixels off by 0.5 in every frame
+    assert np.allclose(openstl.mse_per_frame(pred, true), 1.0)  # summed over the pixels: 4 * 0.25
+    assert np.allclose(openstl.mae_per_frame(pred, true), 2.0)
+    assert np.allclose(openstl.psnr_per_frame(pred, true), -10 * np.log10(1.0 / 64))
+    pred[0, 0, 0, 7, 7] = 3.0  # MSE and MAE take the prediction unclipped, PSNR and SSIM clip it to [0, 1]
+    assert np.isclose(openstl.mse_per_frame(pred, true)[0, 0], 1.0 + 9.0)
+    assert np.isclose(openstl.psnr_per_frame(pred, true)[0, 0], -10 * np.log10(2.0 / 64))
+    assert np.isinf(openstl.psnr_per_frame(true, true)).all() and np.allclose(openstl.ssim_per_frame(true, true), 1)
+    r = openstl.openstl_metrics(pred, true)
+    assert set(r) >= {"mse", "mae", "ssim", "psnr"} and len(r["mse_per_frame"]) == 3
+
+
+def test_openstl_ssim_is_scikit_image_as_openstl_calls_it():
+    structural_similarity = pytest.importorskip("skimage.metrics").structural_similarity
+    from ganimate.clips import openstl
+
+    rng = np.random.default_rng(0)
+    true = rng.random((2, 2, 1, 16, 16)).astype(np.float32)
+    pred = np.clip(true + rng.normal(0, 0.2, true.shape), -0.2, 1.2).astype(np.float32)
+    ours = openstl.ssim_per_frame(pred, true)
+    # OpenSTL: cal_ssim(pred[b, f].swapaxes(0, 2), true[b, f].swapaxes(0, 2), multichannel=True) on clipped float
+    # frames, whose data range scikit-image took from the float dtype: 2
+    ref = [[structural_similarity(np.clip(pred[b, f], 0, 1).swapaxes(0, 2), true[b, f].swapaxes(0, 2),
+                                  channel_axis=2, data_range=2.0) for f in range(2)] for b in range(2)]
+    assert np.allclose(ours, ref, atol=1e-6)
+
+
+def test_forecast_baselines_keep_the_given_frames():
+    clips, _ = MovingMNIST(*_pool(), size=32, frames=6, digits=1, speed=(2.0, 2.0)).clips(4, 3)
+    last = baselines.run_baseline("copy_last", clips, 3)
+    assert last.shape == clips.shape and np.array_equal(last[:, :3], clips[:, :3])
+    assert (last[:, 3:] == clips[:, 2:3]).all()
+    black = baselines.run_baseline("all_black", clips, 3)
+    assert np.array_equal(black[:, :3], clips[:, :3]) and not black[:, 3:].any()
+    assert np.array_equal(baselines.run_baseline("flow_extrapolation", clips, 3)[:, :3], clips[:, :3])
+    yy, xx = np.mgrid[0:32, 0:32]
+    blob = np.stack([255 * np.exp(-((yy - 14) ** 2 + (xx - 8 - 2 * t) ** 2) / 8) for t in range(6)])  # 2 px a frame
+    blob = np.rint(blob).astype(np.uint8)[None, :, None]  # (1, 6, 1, 32, 32)
+    flow = baselines.run_baseline("flow_extrapolation", blob, 3).astype(float)
+    err = ((flow[0, 3:] - blob[0, 3:]) ** 2).sum((1, 2, 3))  # (3,)
+    moved = ((blob[0, 3:].astype(float) - blob[0, 2]) ** 2).sum((1, 2, 3))  # copy_last's error
+    assert (err < 0.01 * moved).all()  # constant velocity continues the motion
+
+
+def test_forecast_model_and_config():
+    from ganimate.models.clip import ForecastGenerator
+
+    G = ForecastGenerator(context=3, frames=7, size=32, width=4)
+    assert G(torch.zeros(2, 1, 3, 32, 32)).shape == (2, 1, 4, 32, 32)
+    assert ClipTrainConfig(task="forecast").adv_weight == 0 and ClipTrainConfig(task="predict").adv_weight == 1
+    with pytest.raises(GanimateError, match="--context"):
+        ClipTrainConfig(task="forecast", frames=10, context=10)
+    with pytest.raises(GanimateError, match="multiple of 8"):
+        ClipTrainConfig(task="forecast", size=36)
+
+
+def test_forecast_training_writes_a_run_that_clip_evaluate_scores(tmp_path, capsys):
+    run = fit_clips(tiny_clip_config(tmp_path, "fc", task="forecast", frames=6, context=3, max_steps=2, eval_every=2,
+                                     sample_every=2, checkpoint_every=2, report=False))
+    evals = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in evals] == [2] and evals[0]["val_mse"] > 0
+    assert main(["clip", "evaluate", str(run), "--n", "3", "--device", "cpu"]) in (0, None)
+    out = capsys.readouterr().out
+    assert "| method | MSE | MAE | SSIM | PSNR (dB) |" in out and "flow_extrapolation" in out
+    r = json.loads((run / "metrics.jsonl").read_text().splitlines()[-1])
+    assert set(r["methods"]) == {"model", "copy_last", "all_black", "flow_extrapolation"}
+    assert len(r["methods"]["model"]["mse_per_frame"]) == 3 and r["context"] == 3
+    black = r["methods"]["all_black"]
+    clips, _ = clip_source("moving-synthetic", "test", size=32, frames=6, digits=1).clips(3, 0)
+    expect = (clips[:, 3:].astype(np.float64) / 255) ** 2
+    assert np.isclose(black["mse"], expect.sum((2, 3, 4)).mean())  # all black: the true frames' energy

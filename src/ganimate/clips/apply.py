@@ -79,8 +79,9 @@ def as_frame(image: np.ndarray, path: str | Path, size: int, resize: bool) -> np
 def _check_task(run: str, task: str, wanted: str, command: str, other: str) -> None:
     if task != wanted:
         article = "an" if wanted[0] in "aeiou" else "a"
+        use = "`ganimate clip evaluate`" if task == "forecast" else f"`ganimate {other}`"
         raise GanimateError(f"{run} is a {task} run; `ganimate {command}` needs {article} {wanted} run "
-                            f"(use `ganimate {other}` with this one)")
+                            f"(use {use} with this one)")
 
 
 def _check_video_options(fps: float, fmt: str, scale: int | None) -> None:

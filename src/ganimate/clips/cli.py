@@ -16,8 +16,8 @@ def add_clip_commands(sub) -> None:
     clip_sub = clip.add_subparsers(dest="clip_command", metavar="COMMAND", parser_class=Parser)
     clip.set_defaults(func=lambda ns: clip.print_help() or 2)
 
-    add_train_command(clip_sub, "train", "train a predict or inbetween clip GAN; leaves a resumable run folder",
-                      ClipTrainConfig, fit_clips, build_clip_models)
+    add_train_command(clip_sub, "train", "train a predict or inbetween clip GAN or a forecast model; leaves a "
+                      "resumable run folder", ClipTrainConfig, fit_clips, build_clip_models)
 
     p = clip_sub.add_parser("evaluate", help="PSNR/SSIM, digit identity and FD of a clip run and its baselines")
     add_config_args(p, ClipEvaluateConfig, positional=("run",))

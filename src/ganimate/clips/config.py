@@ -27,8 +27,11 @@ class ClipTrainConfig(TrainBase):
     sample_every: int = option("side-by-side sample video every N steps (0: only at the end)", nonneg=True,
                                default=500)
     checkpoint_every: int = option("checkpoint every N steps (and at the end)", nonneg=True, default=500)
-    task: str = option("predict (a clip from its first frame) | inbetween (frames between first and last)",
-                       choices=TASKS, default="inbetween")
+    task: str = option("predict (a clip from its first frame) | inbetween (frames between first and last) | "
+                       "forecast (the frames after the first --context ones, deterministic: the standard "
+                       "Moving MNIST benchmark)", choices=TASKS, default="inbetween")
+    context: int | None = option("forecast: frames given (default half of --frames: 10 of the standard 20); the "
+                                 "model predicts the other ones", positive=True, default=None)
     digits: int = option("digits per clip: 1 or 2", default=1)
     size: int = option("canvas side: 32 or 48 (CPU presets) or 64 (standard)", default=32)
     frames: int = option("frames per clip T (20 is the standard)", default=10)
@@ -37,8 +40,10 @@ class ClipTrainConfig(TrainBase):
     z_dim: int = option("noise size of the predict generator", positive=True, default=32)
     g_width: int = option("channels of G's full-resolution layers", positive=True, default=16)
     d_width: int = option("channels of D's first layer", positive=True, default=16)
-    adv_weight: float = option("weight of the adversarial loss in G's loss", nonneg=True, default=1.0)
-    recon_weight: float = option("weight of the L1 reconstruction loss in G's loss", nonneg=True, default=100.0)
+    adv_weight: float | None = option("weight of the adversarial loss in G's loss (default 1, forecast: 0)",
+                                      nonneg=True, default=None)
+    recon_weight: float = option("weight of the reconstruction loss in G's loss (L1; forecast: L2)", nonneg=True,
+                                 default=100.0)
     recon_samples: int = option("predict: noise draws per still; the best one's L1 is the loss", positive=True,
                                 default=3)
     eval_clips: int = option("test clips of the validation PSNR", positive=True, default=64)
@@ -59,6 +64,14 @@ class ClipTrainConfig(TrainBase):
             raise GanimateError(str(e)) from None
         if self.frames < 3:
             raise GanimateError(f"--frames must be at least 3, got {self.frames}")
+        if self.task == "forecast":
+            self.context = self.frames // 2 if self.context is None else self.context
+            if not 0 < self.context < self.frames:
+                raise GanimateError(f"--context must be less than --frames ({self.frames}), got {self.context}")
+            if self.size % 8:
+                raise GanimateError(f"--task forecast needs a --size that is a multiple of 8, got {self.size}")
+        if self.adv_weight is None:
+            self.adv_weight = 0.0 if self.task == "forecast" else 1.0
         if self.out is None:
             self.out = str(Path("runs") / f"clip-{self.task}")
 

@@ -10,6 +10,11 @@
 - Frame quality: Fréchet distance (metrics/fd.py) between the reference classifier's features of those
   crops and of the crops of the true frames.
 
+Forecast runs (`--task forecast`, the standard Moving MNIST benchmark) are scored instead with the
+metrics exactly as OpenSTL computes them (clips/openstl.py: MSE and MAE per frame summed over the
+pixels, SSIM, PSNR) on the model's float frames, registered as task "forecast" of the registry, beside
+the forecast baselines (copy the last frame, all black, optical-flow extrapolation).
+
 These are the clip metrics of the metric registry (metrics/registry.py, task "clip"), each a function of a
 `ClipContext` returning a dict; `score` runs them. Baselines (baselines.py) get the same numbers. One JSON
 line per call goes to RUN/metrics.jsonl.
@@ -26,7 +31,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ganimate.clips.inference import generate, load_clip_generator, unknown_frames
+from ganimate.clips import openstl
+from ganimate.clips.inference import forecast, generate, load_clip_generator, unknown_frames
 from ganimate.config import option
 from ganimate.data import has_reference_classifier
 from ganimate.data.moving_mnist import DIGIT, MOVING_DATASETS, clip_source
@@ -39,6 +45,7 @@ from ganimate.runs import append_jsonl
 from ganimate.runtime import resolve_device
 
 TASK = "clip"
+FORECAST = "forecast"
 
 
 @dataclass
@@ -183,6 +190,48 @@ def fd_metric(ctx: ClipContext) -> dict:
     return {"fd": frechet_distance(*feature_stats(first), *feature_stats(ctx.true_feats))}
 
 
+@dataclass
+class ForecastContext:
+    """Predicted and true frames after the given ones, float in [0, 1], (N, T', 1, H, W)."""
+
+    pred: np.ndarray
+    true: np.ndarray
+
+
+def _forecast_metric(name: str, label: str, spec: str, fn):
+    @register_metric(name, task=FORECAST, about=f"{label}, as OpenSTL computes it (clips/openstl.py)",
+                     rows=lambda x: [Row(label, format(x[name], spec))] if name in x else [])
+    def metric(ctx: ForecastContext) -> dict:
+        v = fn(ctx.pred, ctx.true)  # (N, T')
+        return {name: float(v.mean()), f"{name}_per_frame": v.mean(0).round(4).tolist()}
+
+    metric.__doc__ = f"{{{name!r}, {name + '_per_frame'!r}}}: {label} averaged over sequences (and frames)."
+    return metric
+
+
+mse_metric = _forecast_metric("mse", "MSE", ".2f", openstl.mse_per_frame)
+mae_metric = _forecast_metric("mae", "MAE", ".2f", openstl.mae_per_frame)
+openstl_ssim_metric = _forecast_metric("ssim", "SSIM", ".4f", openstl.ssim_per_frame)
+openstl_psnr_metric = _forecast_metric("psnr", "PSNR (dB)", ".2f", openstl.psnr_per_frame)
+
+
+def score_forecast(pred: np.ndarray, true: np.ndarray) -> dict:
+    """The forecast metrics (MSE, MAE, SSIM, PSNR as OpenSTL) of float frames in [0, 1] (N, T', 1, H, W)."""
+    results, _, _ = compute_metrics(FORECAST, ForecastContext(pred, true), list(metrics_for(FORECAST)))
+    return results
+
+
+def evaluate_forecast(G, clips: np.ndarray, context: int, device="cpu") -> dict:
+    """{method: forecast metrics} of G and the forecast baselines on uint8 clips (N, T, 1, H, W)."""
+    from ganimate.clips.baselines import BASELINES, run_baseline  # optical flow: OpenCV, imported on use
+
+    true = clips[:, context:].astype(np.float32) / 255
+    methods = {"model": score_forecast(forecast(G, clips, device=device), true)}
+    for name in BASELINES[FORECAST]:
+        methods[name] = score_forecast(run_baseline(name, clips, context)[:, context:].astype(np.float32) / 255, true)
+    return methods
+
+
 def score(task: str, fake: np.ndarray, true: np.ndarray, labels: np.ndarray | None, true_feats=None,
           device="cpu", dataset: str | None = None) -> dict:
     """The clip metrics of completed clips fake (K, N, T, 1, H, W) against true clips (N, T, 1, H, W), on the
@@ -204,6 +253,16 @@ def evaluate_clips(cfg: ClipEvaluateConfig) -> dict:
                       data_dir=run_cfg.data_dir)
     clips, labels = src.clips(cfg.n, cfg.seed)
     task = run_cfg.task
+    if task == FORECAST:
+        record = {"step": step, "task": task, "n": cfg.n, "seed": cfg.seed, "frames": run_cfg.frames,
+                  "context": run_cfg.context, "size": run_cfg.size, "digits": run_cfg.digits,
+                  "dataset": run_cfg.dataset, "samples": 1, "device": str(device),
+                  "threads": torch.get_num_threads(), "metrics": "openstl",
+                  "methods": evaluate_forecast(G, clips, run_cfg.context, device)}
+        record.update({"eval_s": round(time.perf_counter() - start, 1),
+                       "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")})
+        append_jsonl(Path(cfg.run) / "metrics.jsonl", record)
+        return record
     dataset = digit_dataset(run_cfg.dataset, run_cfg.digits) if labels is not None else None
     labels = labels if dataset else None
     true_feats = None
@@ -234,6 +293,8 @@ def clip_tables(r: dict) -> str:
     """Markdown tables of one `clip evaluate` record: the registered clip metrics per method (and the true
     frames' digit identity), then PSNR per frame index."""
     m = r["methods"]
+    if r["task"] == FORECAST:
+        return forecast_tables(m)
     predict = r["task"] == "predict"
     k = r["samples"]
     summary = {name: metric_rows(TASK, {"task": r["task"], "samples": k, **x}) for name, x in m.items()}
@@ -247,13 +308,23 @@ def clip_tables(r: dict) -> str:
     return format_table(summary, corner="method") + "\n\n" + format_table(frames, corner="frame")
 
 
+def forecast_tables(methods: dict) -> str:
+    """Markdown tables of forecast metrics per method, then MSE per predicted frame."""
+    summary = {name: metric_rows(FORECAST, x) for name, x in methods.items()}
+    frames = {str(1 + i): [Row(n, f"{x['mse_per_frame'][i]:.1f}") for n, x in methods.items()]
+              for i in range(len(methods["model"]["mse_per_frame"]))}
+    return (format_table(summary, corner="method") + "\n\n"
+            + format_table(frames, corner="frame (MSE)"))
+
+
 def run_clip_evaluate(cfg: ClipEvaluateConfig) -> dict:
     """CLI entry: evaluate, then print the tables (or the JSON record)."""
     r = evaluate_clips(cfg)
     if cfg.json:
         print(json.dumps(r))
     else:
-        print(f"{cfg.run} step {r['step']}, {r['task']}, {r['n']} test clips of {r['frames']} frames "
+        given = f" ({r['context']} given, OpenSTL's metrics)" if r["task"] == FORECAST else ""
+        print(f"{cfg.run} step {r['step']}, {r['task']}, {r['n']} test clips of {r['frames']} frames{given} "
               f"{r['size']}x{r['size']}, seed {r['seed']} ({r['eval_s']} s)")
         print(clip_tables(r))
     return r

@@ -29,6 +29,9 @@ def to_uint8_clips(x: torch.Tensor) -> np.ndarray:
 
 def complete_clip(task: str, G, x: torch.Tensor, z: torch.Tensor | None = None) -> torch.Tensor:
     """The whole clip (B, 1, T, H, W) with G's frames in place of the unknown ones of real clips `x`."""
+    if task == "forecast":
+        given = x[:, :, : G.context]  # (B, 1, C, H, W)
+        return torch.cat([given, G(given)], 2)
     first = x[:, :, 0]  # (B, 1, H, W)
     if task == "predict":
         return torch.cat([first.unsqueeze(2), G(first, z)], 2)
@@ -36,8 +39,10 @@ def complete_clip(task: str, G, x: torch.Tensor, z: torch.Tensor | None = None) 
     return torch.cat([first.unsqueeze(2), G(first, last), last.unsqueeze(2)], 2)
 
 
-def conditioning(task: str, x: torch.Tensor) -> torch.Tensor:
-    """The frames G is given, (B, 1 or 2, H, W): the first frame, or first and last."""
+def conditioning(task: str, x: torch.Tensor, context: int = 1) -> torch.Tensor:
+    """The frames G is given, (B, K, H, W): the first frame, first and last, or the first `context` (forecast)."""
+    if task == "forecast":
+        return x[:, 0, :context]
     return x[:, :, 0] if task == "predict" else torch.cat([x[:, :, 0], x[:, :, -1]], 1)
 
 
@@ -64,9 +69,28 @@ def generate(task: str, G, clips: np.ndarray, samples: int = 1, seed: int = 0, b
     return np.stack(out)
 
 
-def unknown_frames(task: str) -> slice:
-    """The frames a task generates: 1.. for predict, 1..T-2 for inbetween."""
+def unknown_frames(task: str, context: int = 1) -> slice:
+    """The frames a task generates: 1.. for predict, 1..T-2 for inbetween, context.. for forecast."""
+    if task == "forecast":
+        return slice(context, None)
     return slice(1, None) if task == "predict" else slice(1, -1)
+
+
+@torch.no_grad()
+def forecast(G, clips: np.ndarray, batch_size: int = 64, device="cpu", clamp: bool = False) -> np.ndarray:
+    """G's frames after the first G.context ones of uint8 clips (N, T, 1, H, W): float32 (N, T - context, 1, H, W)
+    on the [0, 1] scale, not quantised, and not clipped unless `clamp` (OpenSTL takes MSE and MAE of the
+    prediction as it is, and clips it for SSIM and PSNR; pictures need clamp=True)."""
+    was_training = G.training
+    G.eval()
+    parts = []
+    for i in range(0, len(clips), batch_size):
+        x = to_float(clips[i : i + batch_size, : G.context], device)  # (B, 1, C, H, W)
+        y = G(x).float().add(1).div(2)  # (B, 1, T', H, W)
+        y = y.clamp(0, 1) if clamp else y
+        parts.append(y.transpose(1, 2).cpu().numpy())
+    G.train(was_training)
+    return np.concatenate(parts)
 
 
 def side_by_side_frames(true: np.ndarray, fake: np.ndarray, scale: int = 4):

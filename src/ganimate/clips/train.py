@@ -6,6 +6,11 @@ adversarial loss plus `recon_weight` times an L1 reconstruction term (pix2pix, I
 best-of-many objective of Bhattacharyya et al. 2018), so G is not pushed to the blurry mean of all
 motions and different z keep giving different plausible ones.
 
+`forecast` (the standard Moving MNIST benchmark: the next frames from the first --context ones) is
+deterministic: G's loss is `recon_weight` times the mean squared error in [0, 1] (SimVP, Gao et al.
+2022), plus the adversarial term only when --adv-weight is above 0 (its default there is 0, and then D
+is never updated). Its validation metric is OpenSTL's MSE (clips/openstl.py).
+
 The engine (engine.py) runs `ClipTask` into the usual run folder: metrics.jsonl gets the validation
 PSNR on fixed test clips every --eval-every steps, samples/step_XXXXXX.mp4 shows ground truth |
 generated, one fixed test clip per row. Training batches are a function of (seed, step), so a resumed
@@ -17,6 +22,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from ganimate import losses
@@ -24,11 +30,13 @@ from ganimate.clips.config import ClipTrainConfig
 from ganimate.clips.inference import (
     complete_clip,
     conditioning,
+    forecast,
     generate,
     side_by_side_frames,
     to_float,
     unknown_frames,
 )
+from ganimate.clips.openstl import mae_per_frame, mse_per_frame
 from ganimate.data.moving_mnist import clip_source
 from ganimate.distributed import World
 from ganimate.engine import run
@@ -46,6 +54,8 @@ def clip_train_step(cfg: ClipTrainConfig, gan: GanState, x: torch.Tensor,
     z: predict noise (recon_samples * B, z_dim), draw k of clip b at row k * B + b. Returns detached scalars.
     """
     G, D, amp = gan.G_step, gan.D_step, gan.amp
+    if cfg.task == "forecast":
+        return forecast_train_step(cfg, gan, x)
     b, k = x.shape[0], cfg.recon_samples if cfg.task == "predict" else 1
     cond = conditioning(cfg.task, x)
     with amp():
@@ -65,6 +75,25 @@ def clip_train_step(cfg: ClipTrainConfig, gan: GanState, x: torch.Tensor,
             adv = losses.g_loss(D(fake, cond).float())
         g_skipped = not gan.step_G(cfg.adv_weight * adv + cfg.recon_weight * recon)
     return {"loss_d": stats["loss_d"], "loss_g_adv": adv.detach(), "l1": recon.detach(), "d_real": stats["d_real"],
+            "d_fake": stats["d_fake"], "skipped": max(stats["skipped"], float(g_skipped))}
+
+
+def forecast_train_step(cfg: ClipTrainConfig, gan: GanState, x: torch.Tensor) -> dict[str, torch.Tensor]:
+    """One G update (and one D update when cfg.adv_weight > 0) of the forecast task on clips x (B, 1, T, H, W)."""
+    c, adv = cfg.context, torch.zeros(())
+    stats = {"loss_d": torch.zeros(()), "d_real": torch.zeros(()), "d_fake": torch.zeros(()), "skipped": 0.0}
+    with gan.amp():
+        fake = complete_clip("forecast", gan.G_step, x).float()  # (B, 1, T, H, W)
+        mse = (fake[:, :, c:] - x[:, :, c:]).pow(2).mean() / 4  # in [0, 1] units
+    cond = conditioning("forecast", x, c)
+    if cfg.adv_weight > 0:
+        stats = d_update(gan, (x, cond), (fake.detach(), cond))
+    with gan.g_pass():
+        if cfg.adv_weight > 0:
+            with gan.amp():
+                adv = losses.g_loss(gan.D_step(fake, cond).float())
+        g_skipped = not gan.step_G(cfg.recon_weight * mse + cfg.adv_weight * adv)
+    return {"loss_d": stats["loss_d"], "loss_g_adv": adv.detach(), "l1": mse.detach(), "d_real": stats["d_real"],
             "d_fake": stats["d_fake"], "skipped": max(stats["skipped"], float(g_skipped))}
 
 
@@ -100,7 +129,7 @@ class ClipTask:
         bn_clips, _ = self.train_src.clips(8 * cfg.batch_size, cfg.seed + 54_321)
         bn_z = torch.randn(len(bn_clips), cfg.z_dim, generator=torch.Generator().manual_seed(cfg.seed + 54_321))
         self.bn_batches = []
-        for i in range(0, len(bn_clips), cfg.batch_size):
+        for i in range(0, len(bn_clips) if cfg.task != "forecast" else 0, cfg.batch_size):  # forecast: no BN
             x = to_float(bn_clips[i : i + cfg.batch_size], device)
             extra = bn_z[i : i + cfg.batch_size].to(device) if cfg.task == "predict" else x[:, :, -1]
             self.bn_batches.append((x[:, :, 0], extra))
@@ -118,6 +147,8 @@ class ClipTask:
         return clip_train_step(cfg, gan, x, z)
 
     def format_stats(self, m: dict[str, float]) -> str:
+        if self.cfg.task == "forecast":
+            return f"mse {m['l1']:.5f} (per pixel, [0, 1]) | adv {m['loss_g_adv']:.3f} loss_d {m['loss_d']:.3f}"
         return (f"loss_d {m['loss_d']:.3f} adv {m['loss_g_adv']:.3f} l1 {m['l1']:.4f} | D(x) {m['d_real']:.2f} "
                 f"D(G) {m['d_fake']:.2f}")
 
@@ -135,6 +166,11 @@ class ClipTask:
 
     def evaluate(self) -> dict:
         cfg, unknown = self.cfg, unknown_frames(self.cfg.task)
+        if cfg.task == "forecast":
+            pred = forecast(self.gan.G_ema, self.val_clips, device=self.device)
+            true = self.val_clips[:, cfg.context :].astype(np.float32) / 255
+            return {"val_mse": round(float(mse_per_frame(pred, true).mean()), 3),
+                    "val_mae": round(float(mae_per_frame(pred, true).mean()), 3)}
         k = 4 if cfg.task == "predict" else 1
         fake = generate(cfg.task, self.gan.G_ema, self.val_clips, samples=k, seed=cfg.seed + 99, device=self.device)
         p = psnr(torch.from_numpy(fake[:, :, unknown]), torch.from_numpy(self.val_clips[None, :, unknown]),

@@ -11,6 +11,11 @@
   the time coordinate; its output is added to the base (a residual; its last layer starts at zero, so an
   untrained G returns the base). The base is the optical-flow interpolation of the key frames
   (flow.py, OpenCV's Farnebäck flow) or their linear cross-fade (`base="crossfade"`).
+- `ForecastGenerator`: the first `context` frames -> the following ones, deterministic (SimVP, Gao et al.
+  2022, "SimVP: Simpler yet Better Video Prediction"): a strided 2D encoder applied to every frame, a
+  translator of residual 2D convolutions over the frames' features stacked along channels (at 1/4 and
+  1/8 of the side), and a decoder that turns each output frame's features back into pixels with the
+  last context frame's encoder features as a skip connection. Trained with an L2 loss.
 - `ClipDiscriminator`: strided 3D convolutions over the whole clip (B, 1, T, H, W) with the conditioning
   frame(s) repeated along time as extra channels; the mean of its patch logits is one logit per clip.
 
@@ -26,7 +31,7 @@ import torch.nn.functional as F
 from ganimate.flow import flow_interpolation
 from ganimate.models import dcgan
 
-TASKS = ("predict", "inbetween")
+TASKS = ("predict", "inbetween", "forecast")
 BASES = ("flow", "crossfade")  # what the inbetween generator corrects
 
 
@@ -155,8 +160,71 @@ class ClipDiscriminator(nn.Module):
         return self.net(x).mean((1, 2, 3, 4))  # (B,)
 
 
+class _ResBlock(nn.Module):
+    """x + conv(act(norm(conv(act(norm(x)))))), group norm (batch-size free), 3x3 convolutions."""
+
+    def __init__(self, c: int):
+        super().__init__()
+        self.net = nn.Sequential(nn.GroupNorm(8, c), nn.SiLU(), nn.Conv2d(c, c, 3, 1, 1),
+                                 nn.GroupNorm(8, c), nn.SiLU(), nn.Conv2d(c, c, 3, 1, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.net(x)
+
+
+class ForecastGenerator(nn.Module):
+    """context frames (B, 1, C, H, W) in [-1, 1] -> the next frames (B, 1, T-C, H, W), about [-1, 1].
+
+    width: channels per frame in the encoder and decoder; the translator works on 8 * width channels at
+    1/4 of the side and 16 * width at 1/8. The side must be a multiple of 8.
+    """
+
+    def __init__(self, context: int = 10, frames: int = 20, size: int = 64, width: int = 16, blocks: int = 2):
+        super().__init__()
+        if size % 8:
+            raise ValueError(f"forecast needs a side that is a multiple of 8, got {size}")
+        self.context, self.frames, self.size = context, frames, size
+        self.out_frames = frames - context
+        w, hid = width, 8 * width
+        self.enc1 = nn.Sequential(nn.Conv2d(1, w, 3, 2, 1), nn.GroupNorm(4, w), nn.SiLU())  # 1/2
+        self.enc2 = nn.Sequential(nn.Conv2d(w, 2 * w, 3, 2, 1), nn.GroupNorm(4, 2 * w), nn.SiLU(),
+                                  nn.Conv2d(2 * w, 2 * w, 3, 1, 1), nn.GroupNorm(4, 2 * w), nn.SiLU())  # 1/4
+        self.t_in = nn.Conv2d(2 * w * context, hid, 1)
+        self.t_hi = nn.Sequential(*[_ResBlock(hid) for _ in range(blocks)])
+        self.t_down = nn.Conv2d(hid, 2 * hid, 3, 2, 1)  # 1/8: the receptive field a 10-frame motion needs
+        self.t_lo = nn.Sequential(*[_ResBlock(2 * hid) for _ in range(blocks)])
+        self.t_up = nn.Sequential(nn.Conv2d(2 * hid, 4 * hid, 1), nn.PixelShuffle(2))  # back to 1/4
+        self.t_out = nn.Sequential(nn.Conv2d(2 * hid, hid, 1), _ResBlock(hid),
+                                   nn.Conv2d(hid, 2 * w * self.out_frames, 1))  # 2w channels per output frame
+        self.dec2 = nn.Sequential(nn.GroupNorm(4, 2 * w), nn.SiLU(), nn.Conv2d(2 * w, 4 * w, 3, 1, 1),
+                                  nn.PixelShuffle(2))  # 1/2, w channels
+        self.dec1 = nn.Sequential(nn.Conv2d(2 * w, w, 3, 1, 1), nn.GroupNorm(4, w), nn.SiLU(),
+                                  nn.Conv2d(w, 4, 3, 1, 1), nn.PixelShuffle(2))  # full size, 1 channel
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, _, c, h, w = x.shape
+        frames = x.transpose(1, 2).reshape(b * c, 1, h, w)  # (B*C, 1, H, W)
+        s1 = self.enc1(frames)  # (B*C, w, H/2, W/2)
+        s2 = self.enc2(s1)  # (B*C, 2w, H/4, W/4)
+        z = self.t_in(s2.reshape(b, c * s2.shape[1], h // 4, w // 4))  # (B, hid, H/4, W/4)
+        z = self.t_hi(z)
+        z = torch.cat([z, self.t_up(self.t_lo(self.t_down(z)))], 1)  # (B, 2 hid, H/4, W/4)
+        t = self.out_frames
+        z = self.t_out(z).reshape(b * t, -1, h // 4, w // 4)  # (B*T', 2w, H/4, W/4)
+        last = s1.reshape(b, c, *s1.shape[1:])[:, -1]  # (B, w, H/2, W/2): the last context frame
+        y = self.dec2(z)  # (B*T', w, H/2, W/2)
+        y = torch.cat([y, last.repeat_interleave(t, 0)], 1)
+        y = self.dec1(y)  # (B*T', 1, H, W)
+        return y.reshape(b, t, 1, h, w).transpose(1, 2)  # (B, 1, T', H, W)
+
+
 def build_clip_models(cfg) -> tuple[nn.Module, ClipDiscriminator]:
     """(G, D) for cfg.task from a ClipTrainConfig (or anything with its fields), DCGAN-initialised."""
+    if cfg.task == "forecast":
+        G = ForecastGenerator(cfg.context, cfg.frames, cfg.size, cfg.g_width)
+        D = ClipDiscriminator(cfg.frames, cfg.size, cfg.d_width, cond=cfg.context)
+        dcgan.init_weights(D)
+        return G, D  # G keeps PyTorch's default initialisation, as SimVP
     if cfg.task == "predict":
         G = PredictGenerator(cfg.frames, cfg.size, cfg.g_width, cfg.z_dim)
     elif cfg.task == "inbetween":

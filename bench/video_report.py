@@ -252,6 +252,10 @@ def main() -> None:
         "bounces off the walls. On the 48×48 canvas it has 20 px and moves 2 px per frame.",
     ])
     text = header + "\n\n" + "\n\n".join(sections) + "\n"
+    old = Path(out).read_text() if Path(out).is_file() else ""
+    start, end = "<!-- moving-mnist-benchmark: start -->", "<!-- moving-mnist-benchmark: end -->"
+    if start in old and end in old:  # keep bench/moving_mnist_benchmark.py's section
+        text += "\n" + old[old.index(start) : old.index(end) + len(end)] + "\n"
     atomic_write(out, lambda tmp: tmp.write_text(text))
     print(text)
 

@@ -17,7 +17,7 @@ from ganimate.metrics.class_acc import class_acc
 from ganimate.metrics.classifier import NetSpec, SmallCNN, load_reference, random_noise
 from ganimate.metrics.evaluate import METRICS, Context, EvaluateConfig, image_table, quick_eval, run_evaluate
 from ganimate.metrics.fd import feature_stats, frechet_distance
-from ganimate.metrics.nn1 import nn1_error, nn1_predict
+from ganimate.metrics.nn1 import nearest, nn1, nn1_error, nn1_predict
 from ganimate.metrics.pixel import psnr, ssim
 from ganimate.metrics.pr import knn_radii, precision_recall
 from ganimate.metrics.registry import Row, compute_metrics, format_table, metric_rows, metrics_for, register_metric
@@ -85,6 +85,9 @@ def test_precision_recall_on_point_clouds():
     assert far == {"precision": 0.0, "recall": 0.0}
     collapsed = precision_recall(real, 0.05 * torch.randn(2000, 2, generator=g))  # one mode of the real cloud
     assert collapsed["precision"] > 0.95 and collapsed["recall"] < 0.1
+    radii = knn_radii(real, 3)  # the real radii computed before (evaluate caches them) give the same numbers
+    assert precision_recall(real, 0.05 * real, real_radii=radii) == precision_recall(real, 0.05 * real)
+    assert precision_recall(real, 0.05 * real, real_radii=radii * 0) != precision_recall(real, 0.05 * real)
 
 
 # ---------------------------------------------------------------- 1-NN
@@ -115,6 +118,43 @@ def test_nn1_matches_brute_force_on_large_images():
     labels = torch.arange(300)
     d = torch.cdist(test.flatten(1).double(), train.flatten(1).double())
     assert torch.equal(nn1_predict(train, labels, test, chunk=7), labels[d.argmin(1)])
+
+
+def test_nearest_serves_every_size_in_one_pass_with_lowest_index_ties():
+    g = torch.Generator().manual_seed(1)
+    train = torch.randint(0, 256, (40, 1, 6, 6), generator=g, dtype=torch.uint8)
+    train[25], train[33] = train[3], train[12]  # duplicates across tiles and sizes: the lower index must win
+    test = torch.randint(0, 256, (11, 1, 6, 6), generator=g, dtype=torch.uint8)
+    test[:3] = train[[3, 12, 30]]
+    d = torch.cdist(test.flatten(1).double(), train.flatten(1).double())  # argmin: the first of equals
+    found = nearest(train, test, [17, 5, 40, 99], chunk=4, cols=3)  # tiles of 3 columns straddle every size
+    assert sorted(found) == [5, 17, 40]
+    for n in (5, 17, 40):
+        assert torch.equal(found[n], d[:, :n].argmin(1)), n
+    assert found[40][:3].tolist() == [3, 12, 30]
+    labels, test_y = torch.arange(40) % 4, torch.arange(11) % 4
+    out = nn1(train, labels, test, test_y, [5, 40])
+    assert out == {f"nn1_error_{n}": nn1_error(train[:n], labels[:n], test, test_y) for n in (5, 40)}
+
+
+def test_generate_images_matches_plain_sampling_and_leaves_g_alone():
+    from ganimate.images import to_uint8
+    from ganimate.models.dcgan import FastGenerator
+    from ganimate.sample import generate, generate_images, latents
+
+    torch.manual_seed(0)
+    G = FastGenerator(z_dim=16, image_size=16, channels=1, num_classes=3, width=32).train()
+    y = torch.arange(70) % 3
+    x = generate_images(G, 70, 5, y, batch_size=32)  # (N, C, H, W) uint8, batches of 32 from a channels_last copy
+    assert x.dtype == torch.uint8 and x.shape == (70, 1, 16, 16) and not x.is_inference()
+    assert G.training and G.fc.weight.requires_grad and G.net[0].weight.is_contiguous()  # G itself untouched
+    with torch.no_grad():
+        plain = torch.from_numpy(to_uint8(G.eval()(latents(70, 16, 5), y))).permute(0, 3, 1, 2)
+    assert (x.int() - plain.int()).abs().max() <= 1 and (x != plain).float().mean() < 1e-3  # float rounding only
+    assert torch.equal(generate_images(G, 20, 5, y[:20], batch_size=7), x[:20])  # the first k don't depend on n
+    assert np.array_equal(generate(G, 70, 5, y), x.permute(0, 2, 3, 1).numpy())
+    half = generate_images(G, 70, 5, y, precision="bf16")  # bf16 autocast: close, not equal
+    assert (half.int() - x.int()).abs().float().mean() < 2 and G.fc.weight.dtype == torch.float32
 
 
 # ---------------------------------------------------------------- class accuracy, classifier
@@ -374,6 +414,7 @@ def test_evaluate_config_validation():
         (dict(run="r", n=1), "--n must be at least 2"),
         (dict(run="r", nn1_sizes="10,x"), "--nn1-sizes must be a comma list"),
         (dict(run="r", nn1_sizes="0"), "--nn1-sizes must be a comma list"),
+        (dict(run="r", precision="fp16"), "--precision must be auto, fp32 or bf16"),
     ]:
         with pytest.raises(GanimateError, match=message):
             EvaluateConfig(**kw)
@@ -397,6 +438,9 @@ def test_evaluate_synthetic_conditional_run(tiny_runs, quick_cas, capsys):
         assert 0 <= record[key] <= 1
     assert record["cas_real"] > 0.5 and record["nn1_real_error_200"] < 0.5  # bars at 10 angles: easy
     assert record["step"] == 3 and record["checkpoint"].endswith("step_000003.pt")
+    from ganimate.runtime import native_bf16
+
+    assert record["generate_precision"] == ("bf16" if native_bf16(torch.device("cpu")) else "fp32")  # auto
     assert json.loads(capsys.readouterr().out) == record
     lines = (run / "metrics.jsonl").read_text().splitlines()
     assert json.loads(lines[-1]) == record

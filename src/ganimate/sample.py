@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from ganimate.errors import GanimateError
 from ganimate.images import check_output_file, make_grid, save_npz, save_png, to_uint8
 from ganimate.memory import check_fits
 from ganimate.runs import load_generator
+from ganimate.runtime import autocast
 
 
 def latents(n: int, z_dim: int, seed: int) -> torch.Tensor:
@@ -33,16 +35,34 @@ def sample_labels(n: int, num_classes: int, class_: int | None = None) -> torch.
     return torch.arange(n) % num_classes
 
 
-@torch.no_grad()
+def inference_copy(G):
+    """A copy of G for sampling only: eval mode, no gradients and, on the CPU, channels_last weights (oneDNN's
+    transposed convolutions run faster in that layout; the demo run's images came out identical, bench/RESULTS.md)."""
+    G = copy.deepcopy(G).eval().requires_grad_(False)
+    if next(G.parameters()).device.type == "cpu":
+        G.to(memory_format=torch.channels_last)
+    return G
+
+
+def generate_images(G, n: int, seed: int, y: torch.Tensor | None, batch_size: int = 500,
+                    precision: str = "fp32") -> torch.Tensor:
+    """n images as uint8 (n, C, H, W) on the CPU, from `inference_copy(G)` in batches under inference mode
+    (and bf16 autocast for precision "bf16"); G itself is left as it was."""
+    G = inference_copy(G)
+    device = next(G.parameters()).device
+    z = latents(n, G.z_dim, seed)  # (n, z_dim)
+    out = torch.empty(n, G.channels, G.image_size, G.image_size, dtype=torch.uint8)  # (n, C, H, W)
+    for i in range(0, n, batch_size):
+        with torch.inference_mode(), autocast(device, precision):
+            yb = y[i : i + batch_size].to(device) if y is not None else None
+            x = to_uint8(G(z[i : i + batch_size].to(device), yb))  # (b, H, W, C)
+        out[i : i + batch_size] = torch.from_numpy(x).permute(0, 3, 1, 2)
+    return out
+
+
 def generate(G, n: int, seed: int, y: torch.Tensor | None, batch_size: int = 500) -> np.ndarray:
     """n images as uint8 (n, H, W, C), in batches so memory stays bounded."""
-    device = next(G.parameters()).device
-    z = latents(n, G.z_dim, seed)
-    out = []
-    for i in range(0, n, batch_size):
-        yb = y[i : i + batch_size].to(device) if y is not None else None
-        out.append(to_uint8(G(z[i : i + batch_size].to(device), yb)))
-    return np.concatenate(out)
+    return np.ascontiguousarray(generate_images(G, n, seed, y, batch_size).permute(0, 2, 3, 1).numpy())
 
 
 def class_rows_grid(x: np.ndarray, y: np.ndarray, num_classes: int) -> np.ndarray:

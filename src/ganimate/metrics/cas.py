@@ -3,8 +3,8 @@ Generative Models"): train a fresh classifier only on generated labelled samples
 
 The classifier is `SmallCNN` with a fixed, seeded budget (`CAS_BUDGET`: 300 AdamW steps of 128 images,
 about 4 epochs of 10,000 samples, whatever N is; warm-up and cosine decay of the learning rate; random
-shifts of up to 2 px; about 15 s on 2 CPU cores). ``cas_real`` is the same recipe on N
-real training images, the score a perfect generator would get.
+shifts of up to 2 px; about 33 s on 2 AVX2 CPU cores, see bench/RESULTS.md). ``cas_real`` is the same recipe
+on N real training images, the score a perfect generator would get.
 """
 
 from __future__ import annotations
@@ -46,5 +46,6 @@ def cas_real(dataset: str, n: int, num_classes: int, *, seed: int = 0, data_dir:
 
     parts = {"kind": "cas_real", "dataset": dataset, "n": n, "seed": seed, "budget": dataclasses.asdict(budget),
              "image_size": image_size, "channels": channels, "torch": torch.__version__.split("+")[0],
+             "memory_format": "channels_last",  # as `cas` trains now (classifier.SmallCNN)
              **data_identity(dataset, image_size=image_size, channels=channels, **folder)}
     return float(cached_arrays(parts, compute)["accuracy"])

@@ -28,12 +28,12 @@ from ganimate.metrics import cas as cas_mod
 from ganimate.metrics import classifier as clf
 from ganimate.metrics import inception
 from ganimate.metrics import reference as ref_mod
-from ganimate.metrics.cache import is_folder, native_format, real_images
+from ganimate.metrics.cache import cached_arrays, is_folder, native_format, real_images
 from ganimate.metrics.class_acc import class_acc
-from ganimate.metrics.fd import fd, real_features
+from ganimate.metrics.fd import fd, features_key, real_features
 from ganimate.metrics.kid import kid_vs_real
 from ganimate.metrics.nn1 import nn1, nn1_real_error
-from ganimate.metrics.pr import precision_recall
+from ganimate.metrics.pr import knn_radii, precision_recall
 from ganimate.metrics.registry import Row, compute_metrics, format_table, metric_rows, metrics_for, register_metric
 
 TASK = "image"
@@ -169,14 +169,25 @@ def _pr_rows(r: dict) -> list[Row]:
             Row("recall", f"{r['recall']:.3f}")]
 
 
+PR_K = 3
+
+
 @register_metric("pr", task=TASK, rows=_pr_rows, requires=(_reference_problem,),
                  about="k-NN precision and recall (k=3)")
 def pr_metric(ctx: Context) -> dict:
     """{"precision", "recall"} of as many samples as real test images: min(n, the test set's size)."""
     args = ctx.feature_args()
     n_test = len(real_images(ctx.dataset, "test", data_dir=ctx.data_dir, **args.get("real", {}))[0])
-    real = real_features(ctx.dataset, "test", min(ctx.n, n_test), ctx.data_dir, **args)["features"]
-    return precision_recall(torch.from_numpy(real), ctx.embedded()[0][: len(real)])
+    n = min(ctx.n, n_test)
+    real = torch.from_numpy(real_features(ctx.dataset, "test", n, ctx.data_dir, **args)["features"])
+
+    def radii() -> dict:
+        return {"radii": knn_radii(real, PR_K).numpy()}
+
+    key = {"kind": "knn_radii", "k": PR_K, "dataset": ctx.dataset, "split": "test", "n": n,
+           **features_key(ctx.dataset, args.get("reference"), args.get("real"))}
+    real_radii = torch.from_numpy(cached_arrays(key, radii)["radii"])
+    return precision_recall(real, ctx.embedded()[0][:n], PR_K, real_radii=real_radii)
 
 
 def _class_acc_rows(r: dict) -> list[Row]:
@@ -244,6 +255,7 @@ def nn1_metric(ctx: Context) -> dict:
 
 
 METRICS = metrics_for(TASK)  # name -> Metric, the metrics `ganimate evaluate` knows
+FEATURE_METRICS = ("fd", "kid", "pr", "class_acc")  # those that read the samples' reference-network features
 ALL = ",".join(METRICS)
 
 
@@ -277,6 +289,10 @@ class EvaluateConfig:
                       "whole training set (needs torch-fidelity, pip install 'ganimate[inception]', and its "
                       "Inception weights; without them one line says why and the rest is evaluated)",
                       choices=("none", "inception"), default="none")
+    precision: str = option("auto | fp32 | bf16: the generator's forward pass in bf16 autocast or fp32; auto is bf16 "
+                            "where the device computes it natively (AVX-512 BF16 / AMX CPUs, recent GPUs), else fp32. "
+                            "The metrics' own networks always run in fp32", choices=("auto", "fp32", "bf16"),
+                            default="auto")
 
     def __post_init__(self):
         if not self.run:
@@ -292,6 +308,8 @@ class EvaluateConfig:
             raise GanimateError(f"--n must be at least 2, got {self.n}")
         if self.fid not in ("none", "inception"):
             raise GanimateError(f"--fid must be none or inception, got {self.fid!r}")
+        if self.precision not in ("auto", "fp32", "bf16"):
+            raise GanimateError(f"--precision must be auto, fp32 or bf16, got {self.precision!r}")
         _parse_sizes(self.nn1_sizes)
 
     @property
@@ -304,16 +322,12 @@ class EvaluateConfig:
         return _parse_sizes(self.nn1_sizes)
 
 
-def _to_nchw(x) -> torch.Tensor:
-    return torch.from_numpy(x).permute(0, 3, 1, 2).contiguous()
-
-
 def run_evaluate(cfg: EvaluateConfig, log=None) -> dict:
     """Evaluate the run's checkpoint, append the record to RUN/metrics.jsonl, print it; returns the record."""
     from ganimate.checkpoint import load_checkpoint, resolve_checkpoint
     from ganimate.runs import append_jsonl, load_generator
-    from ganimate.runtime import resolve_device
-    from ganimate.sample import generate, sample_labels
+    from ganimate.runtime import native_bf16, resolve_device
+    from ganimate.sample import generate_images, sample_labels
 
     run_dir = Path(cfg.run)
     if not run_dir.is_dir():
@@ -322,6 +336,9 @@ def run_evaluate(cfg: EvaluateConfig, log=None) -> dict:
     step = int(load_checkpoint(ckpt).get("step", 0))
     start = time.perf_counter()
     device = str(resolve_device(cfg.device))
+    precision = cfg.precision
+    if precision == "auto":
+        precision = "bf16" if native_bf16(torch.device(device)) else "fp32"
     G, train_cfg = load_generator(run_dir, str(ckpt), device, ema=True)
     names = cfg.metric_names
     ctx = Context(
@@ -339,8 +356,12 @@ def run_evaluate(cfg: EvaluateConfig, log=None) -> dict:
     if counts:
         t = time.perf_counter()
         ctx.labels = sample_labels(max(counts), G.num_classes)
-        ctx.images = _to_nchw(generate(G, max(counts), cfg.seed, ctx.labels))
+        ctx.images = generate_images(G, max(counts), cfg.seed, ctx.labels, precision=precision)
         seconds["generate"] = round(time.perf_counter() - t, 2)
+    if any(m in applicable for m in FEATURE_METRICS):
+        t = time.perf_counter()
+        ctx.embedded()  # the reference network's pass over the samples, shared by fd, kid, pr and class_acc
+        seconds["embed"] = round(time.perf_counter() - t, 2)
     results, na, metric_seconds = compute_metrics(TASK, ctx, names, strict=False, log=log)
     seconds.update(metric_seconds)
     if cfg.fid == "inception":
@@ -357,7 +378,7 @@ def run_evaluate(cfg: EvaluateConfig, log=None) -> dict:
     now = datetime.datetime.now().astimezone().isoformat(timespec="seconds")
     record = {
         "step": step, "checkpoint": str(ckpt), "time": now, "n": cfg.n, "seed": cfg.seed,
-        "dataset": train_cfg.dataset, **results, "n/a": na, "seconds": seconds,
+        "dataset": train_cfg.dataset, "generate_precision": precision, **results, "n/a": na, "seconds": seconds,
     }
     if ctx._reference is not None and ctx._reference.kind != "shipped":
         record["reference"] = ctx._reference.describe()
@@ -378,6 +399,8 @@ def image_table(record: dict, run_dir: Path | str = "") -> str:
     if "reference" in r:
         rows.append(Row("reference network", r["reference"], detail=True))
     title = f"{run_dir} step {r['step']} ({Path(r['checkpoint']).name}), {r['dataset']}, n={r['n']}, seed {r['seed']}"
+    if r.get("generate_precision") == "bf16":
+        title += ", samples in bf16"
     secs = r.get("seconds", {})
     footer = ["seconds  " + " ".join(f"{k} {_seconds(v)}" for k, v in secs.items())] if secs else []
     return format_table(rows, title=title, footer=footer)
@@ -392,7 +415,7 @@ def quick_eval(G, dataset: str, n: int = 2000, device: str = "cpu", *, data_dir:
     not apply (no shipped reference classifier, unconditional G) are listed under "n/a": training never
     trains a reference network.
     """
-    from ganimate.sample import generate, sample_labels
+    from ganimate.sample import generate_images, sample_labels
 
     was_training = G.training
     G.eval()
@@ -401,7 +424,7 @@ def quick_eval(G, dataset: str, n: int = 2000, device: str = "cpu", *, data_dir:
                       channels=G.channels, n=n, seed=seed, device=device, trained_reference=False)
         if _reference_problem(ctx) is None:
             ctx.labels = sample_labels(n, G.num_classes)
-            ctx.images = _to_nchw(generate(G, n, seed, ctx.labels))
+            ctx.images = generate_images(G, n, seed, ctx.labels)
         results, na, _ = compute_metrics(TASK, ctx, ["fd", "class_acc"], strict=False)
     finally:
         G.train(was_training)

@@ -4,7 +4,9 @@ test set, beside the same classifier fitted on N real training images.
 
 Distances are exact: pixels are shifted to -128..127, so every product and every partial sum of a
 dot product over at most 1024 pixels is an integer below 2**24 and float32 matrix products are
-exact; norms and the final |b|^2 - 2ab comparisons are done in int64. Ties go to the lowest index.
+exact; those are summed and compared with the norms as integers (int32 while they fit, else int64).
+Ties go to the lowest index. One pass over the training images serves every N: the nearest among the
+first N is tracked as the columns are walked in order.
 """
 
 from __future__ import annotations
@@ -22,21 +24,46 @@ def _centred(x: torch.Tensor) -> torch.Tensor:
     return x.reshape(len(x), -1).to(torch.float32).sub_(128)
 
 
+def nearest(train_x: torch.Tensor, test_x: torch.Tensor, sizes: list[int] | None = None, chunk: int = 512,
+            cols: int = 4096) -> dict[int, torch.Tensor]:
+    """{N: index (M,) of each test image's nearest among the first N training images} for each N of `sizes`
+    (default: all of them; an N above their count means all), by squared Euclidean distance on uint8 pixels.
+
+    Test rows go in chunks of `chunk`, training columns in tiles of `cols`, so memory stays bounded.
+    """
+    a, b = _centred(test_x), _centred(train_x)  # (M, D), (N, D)
+    n, d = b.shape
+    if a.shape[1] != d:
+        raise ValueError(f"test images have {a.shape[1]} pixels, training images {d}")
+    ends = sorted({min(s, n) for s in (sizes or [n])})
+    acc = torch.int32 if 3 * d * 128 * 128 < 2**31 else torch.int64  # |b|^2 + 2 |a.b| fits
+    blocks = [slice(i, i + _BLOCK) for i in range(0, d, _BLOCK)]
+    b_norm = b.to(torch.int64).pow_(2).sum(1).to(acc)  # (N,)
+    out = {end: torch.zeros(len(a), dtype=torch.int64) for end in ends}
+    for i in range(0, len(a), chunk):
+        rows = a[i : i + chunk]  # (m, D)
+        best = torch.full((len(rows),), torch.iinfo(acc).max, dtype=acc)  # (m,)
+        best_j = torch.zeros(len(rows), dtype=torch.int64)
+        start = 0
+        for end in ends:
+            for c in range(start, end, cols):
+                tile = slice(c, min(c + cols, end))
+                ab = None
+                for s in blocks:
+                    part = (rows[:, s] @ b[tile, s].T).to(acc)  # (m, t), exact
+                    ab = part if ab is None else ab.add_(part)
+                value, j = torch.sub(b_norm[tile], ab, alpha=2).min(1)  # |b|^2 - 2 a.b; the first of equals
+                closer = value < best  # strictly: an equal distance further on keeps the lower index
+                best = torch.where(closer, value, best)
+                best_j = torch.where(closer, j + c, best_j)
+            start = end
+            out[end][i : i + chunk] = best_j
+    return out
+
+
 def nn1_predict(train_x: torch.Tensor, train_y: torch.Tensor, test_x: torch.Tensor, chunk: int = 512) -> torch.Tensor:
     """Label of each test image's nearest training image (squared Euclidean distance on uint8 pixels)."""
-    a, b = _centred(test_x), _centred(train_x)
-    if a.shape[1] != b.shape[1]:
-        raise ValueError(f"test images have {a.shape[1]} pixels, training images {b.shape[1]}")
-    blocks = [slice(i, i + _BLOCK) for i in range(0, b.shape[1], _BLOCK)]
-    b_blocks_t = [b[:, s].T.contiguous() for s in blocks]
-    b_norm = b.to(torch.int64).pow_(2).sum(1)  # (N,)
-    nearest = torch.empty(len(a), dtype=torch.int64)
-    for i in range(0, len(a), chunk):
-        ab = torch.zeros(min(chunk, len(a) - i), len(b), dtype=torch.int64)
-        for s, bt in zip(blocks, b_blocks_t, strict=True):
-            ab += (a[i : i + chunk, s] @ bt).to(torch.int64)
-        nearest[i : i + chunk] = ab.mul_(-2).add_(b_norm).argmin(dim=1)
-    return train_y[nearest]
+    return train_y[nearest(train_x, test_x, chunk=chunk)[len(train_x)]]
 
 
 def nn1_error(train_x: torch.Tensor, train_y: torch.Tensor, test_x: torch.Tensor, test_y: torch.Tensor) -> float:
@@ -64,9 +91,10 @@ def nn1(gen_x: torch.Tensor, gen_y: torch.Tensor, test_x: torch.Tensor, test_y: 
         real_error=None) -> dict:
     """For each N in `sizes`: 1-NN test error fitted on the first N generated samples
     (``nn1_error_N``) and, when `real_error(N)` is given, on N real training images (``nn1_real_error_N``)."""
+    found = nearest(gen_x[: max(sizes)], test_x, sizes)  # one pass for every N
     out = {}
     for n in sizes:
-        out[f"nn1_error_{n}"] = nn1_error(gen_x[:n], gen_y[:n], test_x, test_y)
+        out[f"nn1_error_{n}"] = float((gen_y[found[min(n, len(gen_x))]] != test_y).double().mean())
         if real_error is not None:
             out[f"nn1_real_error_{n}"] = real_error(n)
     return out

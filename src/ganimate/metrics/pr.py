@@ -31,9 +31,12 @@ def inside(queries: torch.Tensor, centres: torch.Tensor, radii: torch.Tensor, ch
     return out
 
 
-def precision_recall(real: torch.Tensor, fake: torch.Tensor, k: int = 3, chunk: int = 1024) -> dict:
-    """{"precision", "recall"} of feature sets real (N, D) and fake (M, D)."""
+def precision_recall(real: torch.Tensor, fake: torch.Tensor, k: int = 3, chunk: int = 1024,
+                     real_radii: torch.Tensor | None = None) -> dict:
+    """{"precision", "recall"} of feature sets real (N, D) and fake (M, D); `real_radii` (N,), if given, are
+    `knn_radii(real, k)` computed before (evaluate.py caches them with the real features)."""
     real, fake = torch.as_tensor(real).float(), torch.as_tensor(fake).float()
-    precision = inside(fake, real, knn_radii(real, k, chunk), chunk).double().mean()
+    radii = knn_radii(real, k, chunk) if real_radii is None else torch.as_tensor(real_radii).float()
+    precision = inside(fake, real, radii, chunk).double().mean()
     recall = inside(real, fake, knn_radii(fake, k, chunk), chunk).double().mean()
     return {"precision": float(precision), "recall": float(recall)}

@@ -662,11 +662,13 @@ def test_synthetic_respects_size_and_channels():
 
 
 def test_dataset_info():
-    assert dataset_info("mnist") == {"image_size": 28, "channels": 1, "num_classes": 10}
-    assert dataset_info("fashion-mnist") == {"image_size": 28, "channels": 1, "num_classes": 10}
-    assert dataset_info("cifar10") == {"image_size": 32, "channels": 3, "num_classes": 10}
-    assert dataset_info("synthetic")["num_classes"] == 10
-    assert dataset_info("folder:/anywhere") == {"image_size": None, "channels": None, "num_classes": None}
+    assert dataset_info("mnist") == {"image_size": 28, "channels": 1, "num_classes": 10, "train_images": 60_000}
+    assert dataset_info("fashion-mnist") == {"image_size": 28, "channels": 1, "num_classes": 10,
+                                             "train_images": 60_000}
+    assert dataset_info("cifar10") == {"image_size": 32, "channels": 3, "num_classes": 10, "train_images": 50_000}
+    assert dataset_info("synthetic")["num_classes"] == 10 and dataset_info("synthetic")["train_images"] == 2000
+    assert dataset_info("folder:/anywhere") == {"image_size": None, "channels": None, "num_classes": None,
+                                                "train_images": None}
     with pytest.raises(DataError):
         dataset_info("imagenet")
 
@@ -710,7 +712,7 @@ def test_names_derive_from_the_table():
                                                                                                  "fashion-mnist"]
     for name, spec in DATASETS.items():
         assert dataset_info(name) == {"image_size": spec.image_size, "channels": spec.channels,
-                                      "num_classes": spec.num_classes}
+                                      "num_classes": spec.num_classes, "train_images": spec.train_images}
         if spec.source is not None:
             assert all(len(md5) == 32 for md5 in spec.source.md5.values()) and spec.source.mirrors
 
@@ -749,7 +751,7 @@ def test_registered_dataset_is_accepted_everywhere(idx_dataset, tmp_path, tiny):
 
     assert dataset_names()[-2:] == ["test-idx", "folder:PATH"]
     assert is_image_dataset("test-idx") and has_labelled_test("test-idx") and has_reference_classifier("test-idx")
-    assert dataset_info("test-idx") == {"image_size": 28, "channels": 1, "num_classes": 10}
+    assert dataset_info("test-idx") == {"image_size": 28, "channels": 1, "num_classes": 10, "train_images": None}
     assert tiny(dataset="test-idx").dataset == "test-idx"
     with pytest.raises(DataError, match="use one of mnist, fashion-mnist, cifar10, synthetic, test-idx, folder:PATH$"):
         load_dataset("imagenet")

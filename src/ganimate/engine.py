@@ -265,7 +265,6 @@ def _train(cfg, task, gan: GanState, log, run_dir: Path, device, step: int, tota
             f"global batch of {cfg.batch_size} each, batch norm "
             f"{'synchronised over the global batch' if cfg.sync_bn else 'per process (--no-sync-bn)'}")
     log((f"{spe:,} steps per epoch, " if spe else "") + f"training to step {total:,}")
-    gan.to(device)
     task.start(run_dir)
 
     t_start = time.perf_counter()

@@ -35,7 +35,14 @@ LEVERS = {
     "diffaug": ["--augment", "diffaug"],
     "bn-affine": ["--bn-affine"],
     "r1": ["--r1", "0.1"],
+    "r1-1": ["--r1", "1"],
+    "d64": ["--d-width", "64"],
+    "ema0.995": ["--ema-decay", "0.995"],
+    "batch64": ["--batch-size", "64"],
+    "ms1": ["--mode-seeking", "1"],
 }
+# Levers that keep the demo's 4 EPOCHS rather than its steps: the step count is multiplied by this factor.
+EPOCH_LEVERS = {"batch64": 2}
 
 
 def run(cmd: list[str]) -> str:
@@ -46,6 +53,7 @@ def run(cmd: list[str]) -> str:
 
 
 def one(lever: str, seed: int, extra: list[str], out_root: Path, reuse: bool, steps: int) -> dict:
+    steps *= EPOCH_LEVERS.get(lever, 1)
     out = out_root / f"{lever}-s{seed}-{steps}"
     done = out / "metrics-variety.json"
     if reuse and done.is_file():

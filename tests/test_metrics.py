@@ -2,6 +2,7 @@
 synthetic tensors, sanity checks on real MNIST, `evaluate` end to end."""
 
 import json
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -19,7 +20,7 @@ from ganimate.metrics.evaluate import METRICS, Context, EvaluateConfig, image_ta
 from ganimate.metrics.fd import feature_stats, frechet_distance
 from ganimate.metrics.nn1 import nearest, nn1, nn1_error, nn1_predict
 from ganimate.metrics.pixel import psnr, ssim
-from ganimate.metrics.pr import knn_radii, precision_recall
+from ganimate.metrics.pr import knn_radii, per_class, precision_recall
 from ganimate.metrics.registry import Row, compute_metrics, format_table, metric_rows, metrics_for, register_metric
 
 
@@ -88,6 +89,21 @@ def test_precision_recall_on_point_clouds():
     radii = knn_radii(real, 3)  # the real radii computed before (evaluate caches them) give the same numbers
     assert precision_recall(real, 0.05 * real, real_radii=radii) == precision_recall(real, 0.05 * real)
     assert precision_recall(real, 0.05 * real, real_radii=radii * 0) != precision_recall(real, 0.05 * real)
+
+
+def test_per_class_recall_finds_the_collapsed_class():
+    g = torch.Generator().manual_seed(0)
+    centres = torch.tensor([[0.0, 0.0], [50.0, 0.0], [0.0, 50.0]])
+    real_y, fake_y = torch.arange(3).repeat(600), torch.arange(3).repeat(600)
+    real = centres[real_y] + torch.randn(1800, 2, generator=g)
+    fake = centres[fake_y] + torch.randn(1800, 2, generator=g)
+    fake[fake_y == 1] = centres[1] + 0.05 * torch.randn(600, 2, generator=g)  # class 1 collapsed to one point
+    out = per_class(real, real_y, fake, fake_y, 4)
+    assert out["recall_per_class"][0] > 0.9 and out["recall_per_class"][2] > 0.9
+    assert out["recall_per_class"][1] < 0.1 and out["precision_per_class"][1] > 0.95
+    assert math.isnan(out["recall_per_class"][3])  # no images of class 3
+    overall = precision_recall(real, fake)["recall"]
+    assert overall > 0.6  # the average over classes hides what per class shows
 
 
 # ---------------------------------------------------------------- 1-NN
@@ -542,9 +558,11 @@ def test_evaluate_and_quick_eval_on_mnist(real_data, quick_cas, tmp_path, capsys
     assert record["fd"] > 10 * record["fd_floor"] and record["fd_real_n"] == 300
     assert record["class_acc_reference"] >= 0.993 and len(record["class_acc_per_class"]) == 10
     assert 0 <= record["precision"] <= 1 and 0 <= record["recall"] <= 1
+    assert len(record["recall_per_class"]) == len(record["recall_per_class_real"]) == 10
+    assert min(record["recall_per_class_real"]) > 0.5
     assert record["cas_real"] > record["cas"] and record["nn1_real_error_300"] < record["nn1_error_300"]
     out = capsys.readouterr().out
-    assert "real-vs-real floor" in out and "nn1 error @300" in out
+    assert "real-vs-real floor" in out and "nn1 error @300" in out and "lowest class recall" in out
 
     from ganimate.runs import load_generator
 

@@ -245,3 +245,29 @@ def test_r1_penalty_every_16th_d_step_on_the_reals_gradient():
     torch.testing.assert_close(stats["r1"], grad.square().flatten(1).sum(1).mean())
     assert all("r1" not in d_update(gan, (x, None), (fake, None)) for _ in range(R1_EVERY - 1))
     assert "r1" in d_update(gan, (x, None), (fake, None)) and gan.d_steps == R1_EVERY + 1
+
+
+def test_mode_seeking_pairs_one_class_and_pushes_look_alikes_apart():
+    from ganimate import losses
+    from ganimate.gan import GanState
+    from ganimate.models.dcgan import FastDiscriminator, FastGenerator
+    from ganimate.train import paired_labels, train_step
+
+    y = torch.tensor([3, 1, 4, 1, 5])
+    assert paired_labels(y, 5).tolist() == [3, 1, 3, 1, 5] and paired_labels(None, 4) is None
+    z = torch.randn(6, 8)
+    alike, varied = torch.zeros(6, 1, 4, 4), torch.randn(6, 1, 4, 4)
+    assert float(losses.mode_seeking(alike, z)) > 1e4 > 10 > float(losses.mode_seeking(varied, z))
+    images, latents = (varied[:3] - varied[3:]).abs().mean(), (z[:3] - z[3:]).abs().mean()
+    torch.testing.assert_close(losses.mode_seeking(varied, z), 1 / (images / latents + 1e-5))
+
+    torch.manual_seed(0)
+    G, D = FastGenerator(8, 28, 1, 10, 32), FastDiscriminator(28, 1, 10, 8)
+    seen = []
+    D.register_forward_hook(lambda m, args, out: seen.append(args[1].clone()))
+    gan = GanState.create(G, D, lr_g=1e-4, lr_d=1e-4, betas=(0.5, 0.999), seed=0, ema=False)
+    x, y = torch.randn(6, 1, 28, 28), torch.arange(6)
+    stats = train_step(gan, x, y, torch.randn(6, 8), mode_seeking=1.0)
+    assert float(stats["mode_seeking"]) > 0 and seen[0].tolist() == list(range(6))  # D's reals keep their labels
+    assert seen[1].tolist() == seen[2].tolist() == [0, 1, 2, 0, 1, 2]  # the fakes: pairs (i, i + 3) of one class
+    assert "mode_seeking" not in train_step(gan, x, y, torch.randn(6, 8))

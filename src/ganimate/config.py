@@ -200,6 +200,8 @@ class TrainConfig(TrainBase):
                        default="bce")
     r1: float = option("weight of the R1 penalty on D's gradient at the real images (Mescheder et al. 2018), "
                        "applied every 16 steps (0: off)", nonneg=True, default=0.0)
+    mode_seeking: float = option("weight of the mode-seeking term in G's loss (Mao et al. 2019): G pays for mapping "
+                                 "two latents of one class to look-alike images (0: off)", nonneg=True, default=0.0)
     epochs: int = option("training epochs", positive=True, default=5)
     batch_size: int = option("images per step", positive=True, default=128)
     lr_g: float | None = option("Adam learning rate of G (default: the arch's)", positive=True, default=None)

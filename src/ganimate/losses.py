@@ -24,3 +24,14 @@ def g_loss(fake_logits: torch.Tensor, kind: str = "bce") -> torch.Tensor:
     if kind == "hinge":
         return -fake_logits.mean()
     return F.softplus(-fake_logits).mean()
+
+
+def mode_seeking(fake: torch.Tensor, z: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
+    """The mode-seeking term of Mao et al. 2019 ("MSGAN"), to be minimised by G: the images of the first and the
+    second half of the batch form pairs (i, i + B/2) drawn for the same class; the term is 1 / (the pairs' mean
+    absolute image difference / their mean absolute latent difference), so G pays for mapping distant latents to
+    look-alike images."""
+    half = len(fake) // 2
+    images = (fake[:half].float() - fake[half : 2 * half].float()).abs().mean()
+    latents = (z[:half].float() - z[half : 2 * half].float()).abs().mean()
+    return 1.0 / (images / latents + eps)

@@ -25,8 +25,17 @@ from ganimate.images import make_grid, save_png, to_uint8
 from ganimate.models import build_models, count_params
 
 
+def paired_labels(y: torch.Tensor | None, n: int) -> torch.Tensor | None:
+    """Labels for a fake batch of `n` whose rows i and i + n/2 share a class (the mode-seeking term's pairs)."""
+    if y is None:
+        return None
+    half = n // 2
+    return torch.cat([y[:half], y[:half], y[2 * half : n]])
+
+
 def train_step(gan: GanState, x, y, z, augment: Callable[[torch.Tensor], torch.Tensor] | None = None,
-               on_real_logits: Callable[[torch.Tensor], None] | None = None) -> dict[str, torch.Tensor]:
+               on_real_logits: Callable[[torch.Tensor], None] | None = None,
+               mode_seeking: float = 0.0) -> dict[str, torch.Tensor]:
     """One D update and one G update of `gan` on a real batch x (B, C, H, W) in [-1, 1], labels y (B,) or None
     and latents z (B, z_dim).
 
@@ -35,22 +44,29 @@ def train_step(gan: GanState, x, y, z, augment: Callable[[torch.Tensor], torch.T
     (the DCGAN recipe). `augment` (differentiable; e.g. an `Augmenter`) is what D sees of every image, real
     and fake alike: the fake is augmented once and shared by both updates, and G's gradient flows back
     through it. `on_real_logits` receives D's logits on the (augmented) reals. The forward passes run in the
-    gan's precision (bf16 / fp16 autocast, or fp32); losses, weights and optimizer state stay fp32. Returns
-    detached scalars, and `skipped` 1.0 when a non-finite loss left an update out (checking costs one host
-    sync per update).
+    gan's precision (bf16 / fp16 autocast, or fp32); losses, weights and optimizer state stay fp32.
+    `mode_seeking` > 0 adds that weight of `losses.mode_seeking` to G's loss: the fakes are then drawn in pairs
+    (i, i + B/2) of one class (`paired_labels`). Returns detached scalars, and `skipped` 1.0 when a non-finite loss
+    left an update out (checking costs one host sync per update).
     """
+    y_fake = paired_labels(y, len(z)) if mode_seeking else y
     with gan.amp():
-        fake = gan.G_step(z, y)  # (B, C, H, W)
+        fake = gan.G_step(z, y_fake)  # (B, C, H, W)
+    seek = losses.mode_seeking(fake, z) if mode_seeking else None
     if augment is not None:
         x, fake = augment(x), augment(fake)  # (B, C, H, W) each, fresh draws per image
 
-    stats = d_update(gan, (x, y), (fake.detach(), y), on_real_logits)
+    stats = d_update(gan, (x, y), (fake.detach(), y_fake), on_real_logits)
     with gan.g_pass():
         with gan.amp():
-            loss_g = losses.g_loss(gan.D_step(fake, y).float(), gan.loss)
-        g_skipped = not gan.step_G(loss_g)
-    return {"loss_d": stats["loss_d"], "loss_g": loss_g.detach(), "d_real": stats["d_real"], "d_fake": stats["d_fake"],
-            "skipped": max(stats["skipped"], float(g_skipped))}
+            loss_g = losses.g_loss(gan.D_step(fake, y_fake).float(), gan.loss)
+        total = loss_g + mode_seeking * seek if seek is not None else loss_g
+        g_skipped = not gan.step_G(total)
+    out = {"loss_d": stats["loss_d"], "loss_g": loss_g.detach(), "d_real": stats["d_real"], "d_fake": stats["d_fake"],
+           "skipped": max(stats["skipped"], float(g_skipped))}
+    if seek is not None:
+        out["mode_seeking"] = seek.detach()
+    return out
 
 
 def grid_inputs(cfg: TrainConfig) -> tuple[torch.Tensor, torch.Tensor | None, int]:
@@ -177,7 +193,8 @@ class ImageTask:
         z = torch.randn(self.cfg.batch_size, self.cfg.z_dim, generator=gan.noise)  # (B, z_dim), the global batch's
         z = self.world.rows(z).to(self.device)
         p = aug.p  # the probability this step ran with
-        stats = train_step(gan, x, y, z, augment=aug if aug.active else None, on_real_logits=aug.observe)
+        stats = train_step(gan, x, y, z, augment=aug if aug.active else None, on_real_logits=aug.observe,
+                           mode_seeking=self.cfg.mode_seeking)
         aug.step()
         if aug.mode == "ada":
             stats["aug_p"] = torch.tensor(p)

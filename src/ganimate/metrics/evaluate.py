@@ -33,7 +33,7 @@ from ganimate.metrics.class_acc import class_acc
 from ganimate.metrics.fd import fd, features_key, real_features
 from ganimate.metrics.kid import kid_vs_real
 from ganimate.metrics.nn1 import nn1, nn1_real_error
-from ganimate.metrics.pr import knn_radii, precision_recall
+from ganimate.metrics.pr import knn_radii, per_class, precision_recall
 from ganimate.metrics.registry import Row, compute_metrics, format_table, metric_rows, metrics_for, register_metric
 
 TASK = "image"
@@ -165,8 +165,17 @@ def _pr_rows(r: dict) -> list[Row]:
     if "precision" not in r:
         return []
     space = "encoder" if "encoder" in r.get("reference", "") else "classifier"
-    return [Row("precision", f"{r['precision']:.3f}", f"k=3 manifolds in {space} features"),
+    rows = [Row("precision", f"{r['precision']:.3f}", f"k=3 manifolds in {space} features"),
             Row("recall", f"{r['recall']:.3f}")]
+    if "recall_per_class" in r:
+        per, real = r["recall_per_class"], r["recall_per_class_real"]
+        low = min(range(len(per)), key=lambda c: per[c] if per[c] == per[c] else 2.0)
+        rows.append(Row("recall per class", " ".join(f"{c}:{v:.2f}" for c, v in enumerate(per)), detail=True))
+        rows.append(Row("recall per class, real vs real", " ".join(f"{c}:{v:.2f}" for c, v in enumerate(real)),
+                        detail=True))
+        rows.append(Row("lowest class recall", f"{per[low]:.3f}",
+                        f"class {low}; real training vs test images of that class {real[low]:.3f}"))
+    return rows
 
 
 PR_K = 3
@@ -187,7 +196,16 @@ def pr_metric(ctx: Context) -> dict:
     key = {"kind": "knn_radii", "k": PR_K, "dataset": ctx.dataset, "split": "test", "n": n,
            **features_key(ctx.dataset, args.get("reference"), args.get("real"))}
     real_radii = torch.from_numpy(cached_arrays(key, radii)["radii"])
-    return precision_recall(real, ctx.embedded()[0][:n], PR_K, real_radii=real_radii)
+    out = precision_recall(real, ctx.embedded()[0][:n], PR_K, real_radii=real_radii)
+    test_labels = real_images(ctx.dataset, "test", n, data_dir=ctx.data_dir, **args.get("real", {}))[1]
+    if ctx.num_classes and ctx.labels is not None and test_labels is not None:
+        out.update(per_class(real, test_labels, ctx.embedded()[0][:n], ctx.labels[:n], ctx.num_classes, PR_K))
+        # the same measure between real training and real test images: how high each class can score
+        train = torch.from_numpy(real_features(ctx.dataset, "train", n, ctx.data_dir, **args)["features"])
+        train_labels = real_images(ctx.dataset, "train", n, data_dir=ctx.data_dir, **args.get("real", {}))[1]
+        out["recall_per_class_real"] = per_class(real, test_labels, train, train_labels, ctx.num_classes,
+                                                 PR_K)["recall_per_class"]
+    return out
 
 
 def _class_acc_rows(r: dict) -> list[Row]:

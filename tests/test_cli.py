@@ -117,6 +117,22 @@ def test_dry_run_writes_nothing(tmp_path, cli):
     assert not (tmp_path / "run").exists()
 
 
+def test_presets_fill_in_under_the_given_options(trained, tmp_path, cli):
+    from ganimate.config import PRESETS
+
+    result = cli("train", "--preset", "quality", "--dataset", "fashion-mnist", "--epochs", "2", "--out",
+                 tmp_path / "run", "--dry-run")
+    assert result.returncode == 0, result.stderr
+    saved = json.loads(result.stdout[result.stdout.index("{"): result.stdout.rindex("}") + 1])
+    assert saved["preset"] == "quality" and saved["dataset"] == "fashion-mnist" and saved["epochs"] == 2
+    assert all(saved[k] == v for k, v in PRESETS["quality"].items() if k not in ("dataset", "epochs"))
+    demo = cli("train", "--preset", "demo", "--out", tmp_path / "run", "--dry-run")
+    assert '"conditional": true' in demo.stdout and '"epochs": 4' in demo.stdout
+    assert_one_line_error(cli("train", "--preset", "best", "--dry-run"), "--preset must be demo or quality")
+    assert_one_line_error(cli("train", "--out", trained / "cond", "--resume", "--preset", "quality"), "conflicts")
+    assert not (tmp_path / "run").exists()
+
+
 def test_sample_grid_and_npz(trained, tmp_path, cli):
     result = cli("sample", trained / "cond", "--n", "20", "--seed", "5", "--out", tmp_path / "g.png",
                      "--npz", tmp_path / "s.npz")

@@ -13,7 +13,7 @@ import types
 import typing
 from collections.abc import Callable
 
-from ganimate.config import print_config
+from ganimate.config import print_config, with_preset
 from ganimate.errors import GanimateError
 from ganimate.models import count_params
 from ganimate.runs import resume_config
@@ -77,7 +77,7 @@ def training_config(ns: argparse.Namespace, cls):
         if "out" not in given:
             raise GanimateError("--resume needs --out RUN, the run folder to continue")
         return resume_config(given["out"], given, cls)
-    return cls(**given)
+    return cls(**with_preset(given))
 
 
 def run_command(cls, function):

@@ -175,10 +175,42 @@ class TrainBase:
         return cls(**d)
 
 
+# `ganimate train --preset NAME`: settings a preset starts from; options given beside it win.
+PRESETS: dict[str, dict] = {
+    # `make demo`: conditional MNIST digits that read correctly after a few minutes on two CPU cores
+    "demo": {"dataset": "mnist", "conditional": True, "arch": "fast", "epochs": 4},
+    # quality over speed, still within 30 minutes on two CPU cores (bench/RESULTS.md, "Variety levers")
+    "quality": {"dataset": "mnist", "conditional": True, "arch": "fast", "epochs": 12},
+}
+
+
+def preset_flags(name: str) -> str:
+    """A preset as the command-line options it stands for."""
+    def one(key, value):
+        if isinstance(value, bool):
+            return flag(key) if value else "--no-" + flag(key)[2:]
+        return f"{flag(key)} {value}"
+
+    return " ".join(one(k, v) for k, v in PRESETS[name].items())
+
+
+def with_preset(given: dict) -> dict:
+    """The options of a new training config: `given`'s preset (if any) filled in under the given options."""
+    name = given.get("preset")
+    if name is None:
+        return given
+    if name not in PRESETS:
+        raise GanimateError(f"--preset must be {', '.join(list(PRESETS)[:-1])} or {list(PRESETS)[-1]}, got {name!r}")
+    return {**PRESETS[name], **given}
+
+
 @dataclass
 class TrainConfig(TrainBase):
     """Everything `ganimate train` needs; saved as RUN/config.json and inside every checkpoint."""
 
+    preset: str | None = option("demo | quality: start from a preset's settings (the options given beside it win): "
+                                + "; ".join(f"{k}: {preset_flags(k)}" for k in PRESETS),
+                                choices=tuple(PRESETS), default=None)
     dataset: str = option("mnist | fashion-mnist | cifar10 | synthetic | folder:PATH", default="mnist")
     out: str | None = option("run folder (default runs/<dataset>)", default=None)
     arch: str = option("fast (the CPU preset: 4x4 up/down-sampling, fewer channels) | paper (the seed paper's "

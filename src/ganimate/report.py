@@ -311,7 +311,6 @@ class Plot:
 STAT_LABELS = {"loss_d": "D loss (real + generated)", "loss_g": "G loss", "loss_g_adv": "G adversarial loss",
                "d_real": "D(x): real", "d_fake": "D(G(z)): generated", "l1": "L1 reconstruction loss",
                "aug_p": "ADA augmentation probability p", "mode_seeking": "mode-seeking term (lower: more varied)",
-               "r1": "R1 penalty (squared gradient norm at the reals)",
                "samples_per_s": "training samples per second", "skipped": "steps skipped (non-finite loss)"}
 LOSSES = ("loss_d", "loss_g", "loss_g_adv")
 METRIC_LABELS = {"fd": "FD in reference-classifier features", "kid": "KID in reference-classifier features",

@@ -92,12 +92,14 @@ def main() -> None:
         return f"{statistics.mean(values):.{digits}f} ± {statistics.stdev(values):.{digits}f}"
 
     base_speed = statistics.mean(r["img_s"] for r in next(iter(rows.values())))
-    print("\n| lever | options | FD | precision | recall | class acc | speed | seeds |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("\n| lever | options | FD | precision | recall | lowest class recall | class acc | speed | seeds |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for lever, results in rows.items():
         speed = statistics.mean(r["img_s"] for r in results) / base_speed
+        lowest = [min(r["recall_per_class"]) for r in results if "recall_per_class" in r]
         print(f"| {lever} | `{' '.join(LEVERS[lever]) or '(demo)'}` | {cell([r['fd'] for r in results], 3)} | "
               f"{cell([r['precision'] for r in results], 3)} | {cell([r['recall'] for r in results], 3)} | "
+              f"{cell(lowest, 3) if len(lowest) == len(results) else '–'} | "
               f"{cell([r['class_acc'] for r in results], 4)} | {speed:.2f}x | {len(results)} |")
 
 

@@ -40,6 +40,7 @@ LEVERS = {
     "ema0.995": ["--ema-decay", "0.995"],
     "batch64": ["--batch-size", "64"],
     "ms1": ["--mode-seeking", "1"],
+    "ms0.3": ["--mode-seeking", "0.3"],
 }
 # Levers that keep the demo's 4 EPOCHS rather than its steps: the step count is multiplied by this factor.
 EPOCH_LEVERS = {"batch64": 2}

@@ -4,6 +4,7 @@
     python bench/variety.py --levers base mbstd --seeds 0 1 2
     python bench/variety.py --steps 468                      # a quicker screen: one epoch
     python bench/variety.py --levers base --extra --epochs 8  # options added to every run
+    python bench/variety.py --speed 80 --levers base r1 ms1   # per-step speed only (run it on an idle machine)
 
 Each lever is a real `ganimate train` run of the `make demo` preset (conditional MNIST, --arch fast, 4 epochs,
 1,872 steps at batch 128; a lever that changes the batch keeps the step count) into runs/variety/<lever>-s<seed>,
@@ -69,6 +70,17 @@ def one(lever: str, seed: int, extra: list[str], out_root: Path, reuse: bool, st
     return result
 
 
+def speed(lever: str, steps: int, out_root: Path) -> float:
+    """Images per second of a short run of `lever` (the first log interval, the warm-up, left out): measure every
+    lever this way in one invocation with nothing else running, since the long runs' speeds follow the load."""
+    out = out_root / f"speed-{lever}"
+    every = max(steps // 4, 1)
+    run([sys.executable, "-m", "ganimate", "train", *DEMO, *LEVERS[lever], "--max-steps", str(steps), "--out",
+         str(out), "--overwrite", "--no-progress", "--no-report", "--sample-every", "0", "--log-every", str(every)])
+    stats = [json.loads(line) for line in (out / "stats.jsonl").read_text().splitlines()]
+    return statistics.mean(r["samples_per_s"] for r in stats[1:])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--levers", nargs="+", default=list(LEVERS), choices=list(LEVERS))
@@ -77,7 +89,16 @@ def main() -> None:
     parser.add_argument("--out", default="runs/variety")
     parser.add_argument("--steps", type=int, default=STEPS, help="training steps of every run (default: the demo's)")
     parser.add_argument("--reuse", action="store_true", help="reuse finished runs' scores")
+    parser.add_argument("--speed", type=int, default=0, metavar="STEPS",
+                        help="only time each lever over this many steps (no evaluation) and print its speed against "
+                             "the first lever's")
     args = parser.parse_args()
+    if args.speed:
+        rates = {lever: speed(lever, args.speed, Path(args.out)) for lever in args.levers}
+        first = rates[args.levers[0]]
+        for lever, rate in rates.items():
+            print(f"{lever}: {rate:.0f} img/s, {rate / first:.2f}x {args.levers[0]}", flush=True)
+        return
 
     rows = {}
     for lever in args.levers:

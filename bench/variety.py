@@ -42,6 +42,7 @@ LEVERS = {
     "batch64": ["--batch-size", "64"],
     "ms1": ["--mode-seeking", "1"],
     "ms0.3": ["--mode-seeking", "0.3"],
+    "r1-d64": ["--r1", "0.1", "--d-width", "64"],
 }
 # Levers that keep the demo's 4 EPOCHS rather than its steps: the step count is multiplied by this factor.
 EPOCH_LEVERS = {"batch64": 2}

@@ -43,6 +43,7 @@ LEVERS = {
     "ms1": ["--mode-seeking", "1"],
     "ms0.3": ["--mode-seeking", "0.3"],
     "r1-d64": ["--r1", "0.1", "--d-width", "64"],
+    "r1-ms0.5": ["--r1", "0.1", "--mode-seeking", "0.5"],  # the quality preset's levers
 }
 # Levers that keep the demo's 4 EPOCHS rather than its steps: the step count is multiplied by this factor.
 EPOCH_LEVERS = {"batch64": 2}
@@ -71,7 +72,7 @@ def one(lever: str, seed: int, extra: list[str], out_root: Path, reuse: bool, st
     return result
 
 
-def speed(lever: str, steps: int, out_root: Path) -> float:
+def time_lever(lever: str, steps: int, out_root: Path) -> float:
     """Images per second of a short run of `lever` (the first log interval, the warm-up, left out): measure every
     lever this way in one invocation with nothing else running, since the long runs' speeds follow the load."""
     out = out_root / f"speed-{lever}"
@@ -95,7 +96,7 @@ def main() -> None:
                              "the first lever's")
     args = parser.parse_args()
     if args.speed:
-        rates = {lever: speed(lever, args.speed, Path(args.out)) for lever in args.levers}
+        rates = {lever: time_lever(lever, args.speed, Path(args.out)) for lever in args.levers}
         first = rates[args.levers[0]]
         for lever, rate in rates.items():
             print(f"{lever}: {rate:.0f} img/s, {rate / first:.2f}x {args.levers[0]}", flush=True)

@@ -197,13 +197,9 @@ def preset_flags(name: str) -> str:
 
 
 def with_preset(given: dict) -> dict:
-    """The options of a new training config: `given`'s preset (if any) filled in under the given options."""
-    name = given.get("preset")
-    if name is None:
-        return given
-    if name not in PRESETS:
-        raise GanimateError(f"--preset must be {', '.join(list(PRESETS)[:-1])} or {list(PRESETS)[-1]}, got {name!r}")
-    return {**PRESETS[name], **given}
+    """The options of a new training config: `given`'s preset (if any) filled in under the given options. An
+    unknown name passes through to the config, whose `--preset` choices refuse it."""
+    return {**PRESETS.get(given.get("preset"), {}), **given}
 
 
 @dataclass

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import math
 import sys
 import time
 from collections.abc import Callable
@@ -169,7 +170,7 @@ def _pr_rows(r: dict) -> list[Row]:
             Row("recall", f"{r['recall']:.3f}")]
     if "recall_per_class" in r:
         per, real = r["recall_per_class"], r["recall_per_class_real"]
-        low = min(range(len(per)), key=lambda c: per[c] if per[c] == per[c] else 2.0)
+        low = min(range(len(per)), key=lambda c: math.inf if math.isnan(per[c]) else per[c])
         rows.append(Row("recall per class", " ".join(f"{c}:{v:.2f}" for c, v in enumerate(per)), detail=True))
         rows.append(Row("recall per class, real vs real", " ".join(f"{c}:{v:.2f}" for c, v in enumerate(real)),
                         detail=True))

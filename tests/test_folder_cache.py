@@ -104,6 +104,29 @@ def test_native_size_uses_the_side_the_crop_keeps(tmp_path):
     assert ds.image_size == 64 and "median longer side of the 3 images is 90 px (--crop pad), capped at 64" in logged[0]
 
 
+def test_the_native_size_is_read_from_headers_once_per_listing(tmp_path, monkeypatch, cache):
+    root = digits(tmp_path / "d", n=5, side=20)
+    opened: list[Path] = []
+    real = folder._header_size
+    monkeypatch.setattr(folder, "_header_size", lambda p: opened.append(p) or real(p))
+    first = load(root)[1][0]
+    assert len(opened) == 5 and first.startswith("image size 20: the median shorter side of the 5 images is 20 px")
+    assert load(root)[1][0] == first and len(opened) == 5  # the note answers: no header read again
+    assert load(root, crop="pad")[1][0].startswith("image size 20: the median longer side") and len(opened) == 10
+
+    Image.fromarray(np.zeros((36, 36), np.uint8)).save(root / "001.png")  # a changed file: a new listing
+    os.utime(root / "001.png", ns=(1, 1))
+    assert "of the 5 images is 20 px" in load(root)[1][0] and len(opened) == 15  # read again (median still 20)
+    notes = list(cache.glob("*.note.json"))
+    assert len(notes) == 2  # one per crop: the first listing's center note was replaced, not kept beside
+
+    for note in notes:  # a damaged note is ignored and rewritten
+        note.write_text("{not json")
+    assert load(root)[1][0].startswith("image size 20") and len(opened) == 20
+    load(root, cache=False)  # --no-cache: headers read, nothing kept
+    assert len(opened) == 25
+
+
 # ---------------------------------------------------------------- crop
 
 
@@ -195,7 +218,7 @@ def test_training_and_resuming_from_the_cache(tmp_path, monkeypatch, tiny, one_t
 def test_a_damaged_cache_entry_is_ignored_and_rebuilt(tmp_path, monkeypatch, cache, damage):
     root = digits(tmp_path / "d", n=4, side=16)
     first = load(root)[0]
-    (npy,), (meta,) = cache.glob("*.npy"), cache.glob("*.json")
+    (npy,), (meta,) = cache.glob("*.npy"), [p for p in cache.glob("*.json") if not p.name.endswith(".note.json")]
     blob = npy.read_bytes()
     if damage == "truncated":
         npy.write_bytes(blob[: len(blob) - 100])

@@ -7,7 +7,9 @@ the format version, the array's shape and crc32, and what the loader needs besid
 labels). ``<source>`` hashes what was read and how (resolved path, image size, channels, crop, ...),
 ``<listing>`` each file's relative path, size and mtime_ns, so a touched, added or removed file misses and is
 decoded again; writing a new listing removes the files of the older ones of the same source. Writes are atomic
-(temp + rename); an entry whose JSON, shape or checksum does not match is ignored and rebuilt.
+(temp + rename); an entry whose JSON, shape or checksum does not match is ignored and rebuilt. A note
+(`save_note`) is a JSON file alone, `<source>-<listing>.note.json`: what was read from the files' headers, not
+their pixels.
 """
 
 from __future__ import annotations
@@ -97,9 +99,44 @@ def save(where: Path | None, source: dict, listing: str, images: np.ndarray, inf
 
         atomic_write(npy, write_npy)
         atomic_write(meta_path, lambda tmp: tmp.write_text(json.dumps(meta)))
-        for old in where.glob(f"{stem}-*"):  # older listings of the same source
-            if old not in (npy, meta_path) and not old.name.startswith("."):
-                old.unlink(missing_ok=True)
+        _drop_older(where, stem, (npy, meta_path))
+    except OSError:
+        pass
+
+
+def _drop_older(where: Path, stem: str, keep: tuple[Path, ...]) -> None:
+    """Remove the files of older listings of the source `stem`."""
+    for old in where.glob(f"{stem}-*"):
+        if old not in keep and not old.name.startswith("."):
+            old.unlink(missing_ok=True)
+
+
+def _note_path(where: Path, source: dict, listing: str) -> Path:
+    return _paths(where, source, listing)[0].with_suffix(".note.json")
+
+
+def load_note(where: Path | None, source: dict, listing: str) -> dict | None:
+    """A small JSON note saved by `save_note` for `source` and `listing` (what was learnt from the files without
+    decoding them, e.g. their typical size), or None."""
+    if where is None:
+        return None
+    path = _note_path(where, source, listing)
+    try:
+        note = json.loads(path.read_text())
+        return note["note"] if note.get("format") == FORMAT and isinstance(note.get("note"), dict) else None
+    except (OSError, ValueError, TypeError, AttributeError, KeyError):
+        return None
+
+
+def save_note(where: Path | None, source: dict, listing: str, note: dict) -> None:
+    """Keep `note` (JSON-serialisable) for `source` and `listing`; the notes of older listings go."""
+    if where is None:
+        return
+    path = _note_path(where, source, listing)
+    try:
+        where.mkdir(parents=True, exist_ok=True)
+        atomic_write(path, lambda tmp: tmp.write_text(json.dumps({"format": FORMAT, "source": source, "note": note})))
+        _drop_older(where, _paths(where, source, listing)[2], (path,))
     except OSError:
         pass
 

@@ -94,25 +94,35 @@ def _header_size(path: Path) -> tuple[int, int] | None:
         return None
 
 
-def native_size(root: Path, rels: list[str], crop: str, log: Callable[[str], object]) -> int:
+def native_size(root: Path, rels: list[str], crop: str, log: Callable[[str], object], *,
+                where: Path | None = None, listing: str | None = None) -> int:
     """The folder's own image size: the median side that `crop` keeps (the shorter one for center, the longer for
     pad) over at most `SIZE_SAMPLE` evenly spaced files of `rels` (paths relative to `root`), rounded to the
-    nearest of `NATIVE_SIZES` (ties up); logged in one line."""
-    step = max(1, -(-len(rels) // SIZE_SAMPLE))
-    sample = [root / rel for rel in rels[::step]]
-    with warnings.catch_warnings(), ThreadPoolExecutor(min(8, os.cpu_count() or 1, len(sample))) as pool:
-        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-        warnings.filterwarnings("ignore", module="PIL")
-        sizes = [s for s in pool.map(_header_size, sample) if s is not None]
-    if not sizes:
-        return DEFAULT_SIZE  # nothing readable: decoding will say so
-    pick = min if crop == "center" else max
-    median = float(np.median([pick(s) for s in sizes]))
+    nearest of `NATIVE_SIZES` (ties up); logged in one line. With a cache folder `where` and the files'
+    `listing` (`cache.listing_key`), the headers' verdict is kept as a note, so an unchanged folder is not read
+    again."""
+    source = {"kind": "native-size", "root": str(root.resolve()), "crop": crop, "sample": SIZE_SAMPLE}
+    note = cachefiles.load_note(where, source, listing) if listing else None
+    try:
+        median, read = float(note["median"]), int(note["read"])
+    except (TypeError, KeyError, ValueError):
+        step = max(1, -(-len(rels) // SIZE_SAMPLE))
+        sample = [root / rel for rel in rels[::step]]
+        with warnings.catch_warnings(), ThreadPoolExecutor(min(8, os.cpu_count() or 1, len(sample))) as pool:
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            warnings.filterwarnings("ignore", module="PIL")
+            sizes = [s for s in pool.map(_header_size, sample) if s is not None]
+        if not sizes:
+            return DEFAULT_SIZE  # nothing readable: decoding will say so
+        pick = min if crop == "center" else max
+        median, read = float(np.median([pick(s) for s in sizes])), len(sizes)
+        if listing:
+            cachefiles.save_note(where, source, listing, {"median": median, "read": read})
     size = min(NATIVE_SIZES, key=lambda s: (abs(s - median), -s))
-    of = f"the {len(sizes):,}" if len(sample) == len(rels) else f"{len(sizes):,} of the {len(rels):,}"
+    of = f"the {read:,}" if read == len(rels) else f"{read:,} of the {len(rels):,}"
     how = ("" if size == median else f", capped at {size}" if median > size == NATIVE_SIZES[-1]
            else f", rounded to {size}, the nearest size the models take")
-    side, images = "shorter" if crop == "center" else "longer", "images" if len(sizes) != 1 else "image"
+    side, images = "shorter" if crop == "center" else "longer", "images" if read != 1 else "image"
     log(f"image size {size}: the median {side} side of {of} {images} is {median:g} px (--crop {crop}){how}; "
         "--image-size overrides")
     return size
@@ -287,12 +297,11 @@ def load(
         shown = ", ".join(in_root[:3]) + (f" and {len(in_root) - 3} more" if len(in_root) > 3 else "")
         raise DataError(f"--labels folders needs every image in a class sub-folder, but {_lie(len(in_root))} "
                         f"in the root folder {root}: {shown}")
-    size = native_size(root, rels, crop, log) if image_size is None else image_size
-
     where = cachefiles.usable_dir([root, *data_folders], log) if cache else None
+    listing = cachefiles.listing_key(scanned)
+    size = native_size(root, rels, crop, log, where=where, listing=listing) if image_size is None else image_size
     source = {"kind": "folder", "root": str(root.resolve()), "image_size": size, "channels": channels, "crop": crop,
               "labels": labels, "strict": strict}
-    listing = cachefiles.listing_key(scanned)
     hit = _cached(where, source, listing, len(rels))
     if hit is None and channels is not None:  # decoded with channels left to the data, which made as many
         hit = _cached(where, {**source, "channels": None}, listing, len(rels))

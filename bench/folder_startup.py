@@ -9,7 +9,9 @@ folder (never in the data folder), or takes --folder; puts a fresh decode cache 
 temporary folder; runs `ganimate train --dataset folder:DIR --max-steps 1 --log-every 1` twice and prints,
 for each run, the seconds from the process start to its log lines (the chosen image size, the data summary,
 the first step) and its CPU seconds (user + system, which a loaded machine does not inflate the way it does wall time).
-The issue's target: the second run's first step within 5 s of its start on 2 cores.
+The issue's target: the second run's first step within 5 s of its start on 2 cores. It also times the imports
+alone (torch, and torch._dynamo, which torch.optim imports when the first optimizer is built): the floor under
+any torch trainer's start.
 """
 
 from __future__ import annotations
@@ -104,6 +106,14 @@ def main() -> None:
                              capture_output=True, text=True).stdout.split()
         print(f"load_dataset alone from the cache, in a fresh process (list + stat, size, arrays, labels): "
               f"{out[0]} s wall, {out[1]} s cpu, {int(out[2]):,} images")
+        floor = []
+        for what, code in (("python + torch", "import torch"),
+                           ("python + torch + torch._dynamo (imported by torch.optim's first optimizer)",
+                            "import torch, torch._dynamo")):
+            t = time.perf_counter()
+            subprocess.run([sys.executable, "-c", code], env=env, check=True)
+            floor.append(f"{what}: {time.perf_counter() - t:.2f} s")
+        print("imports alone, in a fresh process (a floor no torch trainer goes under): " + "; ".join(floor))
         cached = sum(f.stat().st_size for f in (work / "cache").rglob("*") if f.is_file())
         print(f"cache: {cached / 1e6:.1f} MB in {work / 'cache'}; "
               f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")

@@ -11,6 +11,9 @@ scores go to RUNS/results/<name>.json as soon as it is done; finished runs are r
 rewritten from whatever results exist, so a partial study still leaves a readable report.
 
     GANIMATE_DATA=/work/shared/datasets nice -n 10 python bench/small_data.py --steps 600 --jobs 2
+    # longer: copy the runs, raise the step limit (each run resumes), keep the shorter study's FD as a column
+    GANIMATE_DATA=... python bench/small_data.py --steps 3000 --modes none,ada --runs runs/small_data_3k \
+        --earlier runs/small_data
 """
 
 from __future__ import annotations
@@ -168,6 +171,16 @@ def _pair(r: dict, key: str) -> str:
     return f"{r[key + '_train']:.2f} / {r[key + '_test']:.2f}" if key + "_train" in r else "–"
 
 
+def _earlier(folders: list[str]) -> dict[int, dict[str, dict]]:
+    """{steps: {run name: result}} of the results folders of shorter studies (`--earlier`)."""
+    out: dict[int, dict[str, dict]] = {}
+    for folder in folders:
+        for path in sorted((Path(folder) / "results").glob("n*.json")):
+            r = json.loads(path.read_text())
+            out.setdefault(int(r["steps"]), {})[r["name"]] = r
+    return dict(sorted(out.items()))
+
+
 def write_report(args, command: str) -> None:
     results = {p.stem: json.loads(p.read_text()) for p in (Path(args.runs) / "results").glob("n*.json")}
     for name, r in results.items():  # results scored before d_outputs existed
@@ -194,17 +207,20 @@ def write_report(args, command: str) -> None:
         f"Setting: arch `{some.get('arch')}`, conditional, batch {some.get('batch_size')}, "
         f"{some.get('steps')} steps ({(some.get('steps') or 0) * (some.get('batch_size') or 0):,} real images "
         f"shown to D), seed {args.seed}, precision {some.get('train_precision')}, one thread per run, {args.jobs} "
-        f"runs "
-        f"at a time, on {platform.machine()} with {os.cpu_count()} cores shared with other work "
+        f"runs at a time, on {platform.machine()} with {os.cpu_count()} cores "
         f"(torch {torch.__version__}). ADA: target 0.6, p adjusted every 4 steps, 0 → 1 in at most 20k images "
         "(`augment.ADA_SPEED_IMAGES`).",
         "",
         f"Real-vs-real floor (first 10,000 training images vs the test set): FD {base['fd']:.3f}, KID "
         f"{base['kid']:.4f}, precision {base['precision']:.3f}, recall {base['recall']:.3f}.",
         "",
-        "| images | augment | FD | KID (± std) | precision | recall | FD vs none | D train / test | "
-        "r_t train / test | p at end (max) | train min |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    earlier = _earlier(args.earlier)
+    lines += [
+        "| images | augment | FD | KID (± std) | precision | recall | FD vs none | "
+        + "".join(f"FD at {steps} steps | " for steps in earlier)
+        + "D train / test | r_t train / test | p at end (max) | train min |",
+        "|---|---|---|---|---|---|---|" + "---|" * len(earlier) + "---|---|---|---|",
     ]
     for n in sizes:
         none = results.get(run_name(n, "none"))
@@ -216,7 +232,10 @@ def write_report(args, command: str) -> None:
             p = f"{r['aug_p_end']:.3f} ({r['aug_p_max']:.3f})" if r.get("aug_p_end") is not None else (
                 "1 (fixed)" if mode == "diffaug" else "–")
             lines.append(f"| {n:,} | {mode} | {r['fd']:.3f} | {r['kid']:.4f} ± {r['kid_std']:.4f} | "
-                         f"{r['precision']:.3f} | {r['recall']:.3f} | {change} | {_pair(r, 'd')} | "
+                         f"{r['precision']:.3f} | {r['recall']:.3f} | {change} | "
+                         + "".join(f"{e[r['name']]['fd']:.3f} | " if r["name"] in e else "– | "
+                                   for e in earlier.values())
+                         + f"{_pair(r, 'd')} | "
                          f"{_pair(r, 'sign')} | {p} | "
                          f"{r['train_time_s'] / 60:.1f} |")
     lines += ["", "## Against the targets", ""]
@@ -242,13 +261,18 @@ def write_report(args, command: str) -> None:
               "- An ADA-trained D is scored here on un-augmented images, which it sees in only part of its "
               "training batches, so its absolute D(x) and r_t are not comparable with the unaugmented runs; "
               "the train − test gap is.",
-              f"- The runs are short ({some.get('steps')} steps, the budget of a 2-core machine shared with other "
-              f"work for {len(results)} runs, {args.jobs} at a time): every FD here is far above the real-vs-real "
-              "floor, i.e. the runs are still limited by training time as much as by overfitting.",
-              "- \"train min\" is wall time on that shared machine and follows its load, not the method's cost."]
+              f"- Every FD here is {min(r['fd'] for r in results.values()) / base['fd']:.0f}x to "
+              f"{max(r['fd'] for r in results.values()) / base['fd']:.0f}x the real-vs-real floor: these are short "
+              f"runs of a small network ({some.get('steps')} steps), compared with each other at equal steps.",
+              "- \"train min\" is wall time, two runs sharing the machine's cores, and follows its load, not the "
+              "method's cost."]
+    if earlier:
+        lines.append("- \"FD at N steps\": the same runs scored the same way when they had trained N steps ("
+                     + "; ".join(args.earlier) + "); the runs here continued from those checkpoints.")
     resumed = [name for name in sorted(results) if "resuming" in _read(Path(args.runs) / name / "log.txt")]
     if resumed:
-        lines.append(f"- Interrupted and continued with --resume (bit-exact on CPU): {', '.join(resumed)}.")
+        lines.append(f"- Continued with --resume from an earlier checkpoint (the same run as an uninterrupted one, "
+                     f"bit-exact on CPU; only the step limit was raised): {', '.join(resumed)}.")
     lines += ["", "## Samples", "",
               "The last grid of each run (EMA generator, fixed latents, one class per row).", ""]
     for n in sizes:
@@ -284,6 +308,8 @@ def main() -> None:
     ap.add_argument("--runs", default="runs/small_data")
     ap.add_argument("--report", default="reports/small_data.md")
     ap.add_argument("--report-only", action="store_true")
+    ap.add_argument("--earlier", nargs="*", default=[], metavar="RUNS",
+                    help="--runs folders of shorter studies whose runs these continue: their FD becomes a column")
     ap.add_argument("--one", nargs=2, metavar=("N", "MODE"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)

@@ -107,13 +107,13 @@ def main() -> None:
         print(f"load_dataset alone from the cache, in a fresh process (list + stat, size, arrays, labels): "
               f"{out[0]} s wall, {out[1]} s cpu, {int(out[2]):,} images")
         floor = []
-        for what, code in (("python + torch", "import torch"),
-                           ("python + torch + torch._dynamo (imported by torch.optim's first optimizer)",
-                            "import torch, torch._dynamo")):
-            t = time.perf_counter()
-            subprocess.run([sys.executable, "-c", code], env=env, check=True)
-            floor.append(f"{what}: {time.perf_counter() - t:.2f} s")
-        print("imports alone, in a fresh process (a floor no torch trainer goes under): " + "; ".join(floor))
+        for what, modules in (("torch", "torch"),
+                              ("torch + torch._dynamo (which torch.optim imports with the first optimizer)",
+                               "torch, torch._dynamo")):
+            code = f"import time; t = time.perf_counter(); import {modules}; print(time.perf_counter() - t)"
+            out = subprocess.run([sys.executable, "-c", code], env=env, check=True, capture_output=True, text=True)
+            floor.append(f"{what}: {float(out.stdout):.2f} s")
+        print("importing alone, timed inside a fresh process (a floor under any torch trainer): " + "; ".join(floor))
         cached = sum(f.stat().st_size for f in (work / "cache").rglob("*") if f.is_file())
         print(f"cache: {cached / 1e6:.1f} MB in {work / 'cache'}; "
               f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")

@@ -62,6 +62,25 @@ def run_name(n: int, mode: str) -> str:
     return f"n{n}_{mode}"
 
 
+def split_mode(mode: str) -> tuple[str, float | None]:
+    """A --modes entry as (augment, ADA target or None): "ada0.3" is ADA with target 0.3."""
+    if mode.startswith("ada") and mode != "ada":
+        return "ada", float(mode[3:])
+    return mode, None
+
+
+def mode_label(mode: str) -> str:
+    augment, target = split_mode(mode)
+    return augment if target is None else f"{augment}, target {target:g}"
+
+
+def modes_of(results: dict) -> list[str]:
+    """The modes present in `results`, none first, then ada, diffaug and the variants."""
+    found = {name.split("_", 1)[1] for name in results}
+    order = ["none", "ada", "diffaug"]
+    return [m for m in order if m in found] + sorted(found - set(order))
+
+
 def test_images() -> torch.Tensor:
     from ganimate.data import load_dataset
 
@@ -119,9 +138,10 @@ def train_one(args, n: int, mode: str) -> None:
 
     name, runs = run_name(n, mode), Path(args.runs)
     run = runs / name
+    augment, target = split_mode(mode)
     cfg = TrainConfig(dataset=register_subset(n), arch=args.arch, batch_size=args.batch_size, max_steps=args.steps,
-                      epochs=10**6, augment=mode, out=str(run), seed=args.seed, progress=False, log_every=100,
-                      precision=args.precision)
+                      epochs=10**6, augment=augment, out=str(run), seed=args.seed, progress=False, log_every=100,
+                      precision=args.precision, **({} if target is None else {"ada_target": target}))
     found = list_checkpoints(run)
     t0 = time.time()
     done = load_checkpoint(found[-1])["step"] if found else 0
@@ -193,7 +213,7 @@ def write_report(args, command: str) -> None:
     figs = out.parent / out.stem
     figs.mkdir(parents=True, exist_ok=True)
     sizes = sorted({r["n"] for r in results.values()})
-    modes = [m for m in ("none", "ada", "diffaug") if any(r["augment"] == m for r in results.values())]
+    modes = modes_of(results)
     some = next(iter(results.values()), {})
     lines = [
         "# Augmentation for small data: Fashion-MNIST subsets",
@@ -231,7 +251,7 @@ def write_report(args, command: str) -> None:
             change = f"{100 * (r['fd'] / none['fd'] - 1):+.1f}%" if none and mode != "none" else "–"
             p = f"{r['aug_p_end']:.3f} ({r['aug_p_max']:.3f})" if r.get("aug_p_end") is not None else (
                 "1 (fixed)" if mode == "diffaug" else "–")
-            lines.append(f"| {n:,} | {mode} | {r['fd']:.3f} | {r['kid']:.4f} ± {r['kid_std']:.4f} | "
+            lines.append(f"| {n:,} | {mode_label(mode)} | {r['fd']:.3f} | {r['kid']:.4f} ± {r['kid_std']:.4f} | "
                          f"{r['precision']:.3f} | {r['recall']:.3f} | {change} | "
                          + "".join(f"{e[r['name']]['fd']:.3f} | " if r["name"] in e else "– | "
                                    for e in earlier.values())
@@ -249,7 +269,7 @@ def write_report(args, command: str) -> None:
                          f"target {goal}: **{'met' if ok else 'missed'}**")
         else:
             lines.append(f"- {n:,} images: open (run missing)")
-    gaps = [f"{n:,}: " + ", ".join(f"{m} {r['sign_train'] - r['sign_test']:+.2f}" for m in modes
+    gaps = [f"{n:,}: " + ", ".join(f"{mode_label(m)} {r['sign_train'] - r['sign_test']:+.2f}" for m in modes
                                    if (r := results.get(run_name(n, m))) and "sign_train" in r) for n in sizes]
     lines += ["", "## Notes", "",
               "- One seed per cell; the spread over seeds was not measured, so differences of a few per cent in FD "
@@ -284,7 +304,7 @@ def write_report(args, command: str) -> None:
             target = figs / f"{r['name']}.png"
             if Path(r["grid"]).exists():
                 shutil.copyfile(r["grid"], target)
-            cells.append(f"**{mode}**<br>![{r['name']}]({figs.name}/{target.name})")
+            cells.append(f"**{mode_label(mode)}**<br>![{r['name']}]({figs.name}/{target.name})")
         lines += [f"### {n:,} images", "", "| " + " | ".join(["  "] * len(cells)) + " |",
                   "|" + "---|" * len(cells), "| " + " | ".join(cells) + " |", ""]
     lines += ["## Command", "", "```sh", command, "```", ""]
@@ -295,7 +315,8 @@ def write_report(args, command: str) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--sizes", default="1000,2000,5000,60000")
-    ap.add_argument("--modes", default="none,ada,diffaug", help="augment modes to train at every size")
+    ap.add_argument("--modes", default="none,ada,diffaug",
+                    help="augment modes to train at every size; adaT is ada with target T (ada0.3)")
     ap.add_argument("--augment", default="ada", help="the mode the targets are judged with")
     ap.add_argument("--order", default=None, help="run names in the order to train them (default: by size)")
     ap.add_argument("--steps", type=int, default=600)

@@ -15,6 +15,7 @@ import pytest
 from PIL import Image
 
 from ganimate.checkpoint import list_checkpoints, load_checkpoint
+from ganimate.cli import train_models
 from ganimate.config import TrainConfig
 from ganimate.data import cifar, folder, load_dataset
 from ganimate.data import download as dl
@@ -112,6 +113,9 @@ def test_the_native_size_is_read_from_headers_once_per_listing(tmp_path, monkeyp
     first = load(root)[1][0]
     assert len(opened) == 5 and first.startswith("image size 20: the median shorter side of the 5 images is 20 px")
     assert load(root)[1][0] == first and len(opened) == 5  # the note answers: no header read again
+    cfg = TrainConfig(dataset=f"folder:{root}", conditional=True)
+    train_models(cfg)  # --dry-run finds the same size in the note
+    assert cfg.image_size == 20 and len(opened) == 5
     assert load(root, crop="pad")[1][0].startswith("image size 20: the median longer side") and len(opened) == 10
 
     Image.fromarray(np.zeros((36, 36), np.uint8)).save(root / "001.png")  # a changed file: a new listing

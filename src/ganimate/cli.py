@@ -16,6 +16,7 @@ from ganimate.augment import resolve_augment
 from ganimate.cliargs import Parser, add_config_args, add_train_command, run_command
 from ganimate.clips.cli import add_clip_commands
 from ganimate.config import SampleConfig, TrainConfig
+from ganimate.data import cache as cachefiles
 from ganimate.data import dataset_info, folder
 from ganimate.errors import GanimateError, os_error_message
 from ganimate.metrics.evaluate import EvaluateConfig, run_evaluate
@@ -51,10 +52,13 @@ def train_models(cfg: TrainConfig):
     root = Path(cfg.dataset[len("folder:"):]).expanduser() if cfg.dataset.startswith("folder:") else None
     n_images = info.get("train_images")
     if root is not None and root.is_dir():
-        files = [rel for rel, _, _ in folder.scan(root)]
+        scanned = folder.scan(root)
+        files = [rel for rel, _, _ in scanned]
         n_images = len(files)
-        if cfg.image_size is None:  # the size training would choose
-            cfg.image_size = folder.native_size(root, files, cfg.crop, print)
+        if cfg.image_size is None:  # the size training would choose (from the note a run left, if any)
+            where = cachefiles.usable_dir(cfg.data_folders(), lambda _: None) if cfg.cache else None
+            cfg.image_size = folder.native_size(root, files, cfg.crop, print, where=where,
+                                                listing=cachefiles.listing_key(scanned))
     if n_images is not None:  # what --augment auto will choose
         cfg.augment = resolve_augment(cfg.augment, n_images)
     for key in ("image_size", "channels"):

@@ -132,11 +132,12 @@ def save_note(where: Path | None, source: dict, listing: str, note: dict) -> Non
     """Keep `note` (JSON-serialisable) for `source` and `listing`; the notes of older listings go."""
     if where is None:
         return
-    path = _note_path(where, source, listing)
+    npy, _, stem = _paths(where, source, listing)
+    path = npy.with_suffix(".note.json")
     try:
         where.mkdir(parents=True, exist_ok=True)
         atomic_write(path, lambda tmp: tmp.write_text(json.dumps({"format": FORMAT, "source": source, "note": note})))
-        _drop_older(where, _paths(where, source, listing)[2], (path,))
+        _drop_older(where, stem, (path,))
     except OSError:
         pass
 

@@ -195,10 +195,11 @@ def train_command(cfg: dict) -> str:
                      f"--max-steps {cfg['max_steps']}", "--out", cfg["out"]])
 
 
-def write_section(path: Path, text: str) -> None:
+def write_section(path: Path, text: str, start: str = START, end: str = END) -> None:
+    """Put `text` (which holds its markers) in place of the `start`...`end` block of `path`, or append it."""
     old = path.read_text() if path.exists() else ""
-    if START in old and END in old:
-        new = old[: old.index(START)] + text + old[old.index(END) + len(END) + 1 :]
+    if start in old and end in old:
+        new = old[: old.index(start)] + text + old[old.index(end) + len(end) + 1 :]
     else:
         new = old.rstrip("\n") + "\n\n" + text
     atomic_write(path, lambda tmp: tmp.write_text(new))

@@ -253,9 +253,10 @@ def main() -> None:
     ])
     text = header + "\n\n" + "\n\n".join(sections) + "\n"
     old = Path(out).read_text() if Path(out).is_file() else ""
-    start, end = "<!-- moving-mnist-benchmark: start -->", "<!-- moving-mnist-benchmark: end -->"
-    if start in old and end in old:  # keep bench/moving_mnist_benchmark.py's section
-        text += "\n" + old[old.index(start) : old.index(end) + len(end)] + "\n"
+    for kept in ("inbetween-presets", "moving-mnist-benchmark"):  # the sections of the other two scripts
+        start, end = f"<!-- {kept}: start -->", f"<!-- {kept}: end -->"
+        if start in old and end in old:
+            text += "\n" + old[old.index(start) : old.index(end) + len(end)] + "\n"
     atomic_write(out, lambda tmp: tmp.write_text(text))
     print(text)
 

@@ -16,7 +16,9 @@ from ganimate.clips.evaluate import (
     ClipEvaluateConfig,
     center_crops,
     clip_tables,
+    digit_crops,
     digit_dataset,
+    digit_labels,
     evaluate_clips,
     pixel_scores,
     score,
@@ -25,7 +27,7 @@ from ganimate.clips.train import fit_clips
 from ganimate.data.moving_mnist import DIGIT, MovingMNIST, clip_source, read_moving_mnist_npy, trajectories
 from ganimate.errors import DataError, GanimateError
 from ganimate.metrics.pixel import psnr, ssim
-from ganimate.models.clip import ClipDiscriminator, InbetweenGenerator, PredictGenerator
+from ganimate.models.clip import ClipDiscriminator, InbetweenGenerator, PredictGenerator, WarpInbetweenGenerator
 from ganimate.runs import resume_config
 
 
@@ -306,14 +308,16 @@ def test_paths_match_the_clips_and_the_bounce_rule():
     assert np.allclose(p[:, 1], [3.5, 3.9, 3.7, 3.3]) and np.allclose(p[:, 0], 2.0)
 
 
-@pytest.mark.parametrize("base", ["flow", "crossfade"])
-def test_untrained_inbetween_generator_returns_its_base(tmp_path, base):
+@pytest.mark.parametrize("base,synthesis,grid", [("flow", "paint", 1), ("crossfade", "paint", 1), ("flow", "warp", 1),
+                                                 ("flow", "warp", 4)])
+def test_untrained_inbetween_generator_returns_its_base(tmp_path, base, synthesis, grid):
     from ganimate.clips.inference import generate
     from ganimate.models.clip import build_clip_models
 
     clips, _ = MovingMNIST(*_pool(), size=32, frames=5, digits=1).clips(4, 1)
-    G, _ = build_clip_models(tiny_clip_config(tmp_path, "g", task="inbetween", frames=5, base=base))
-    expect = baselines.optical_flow(clips) if base == "flow" else baselines.crossfade(clips)
+    G, _ = build_clip_models(tiny_clip_config(tmp_path, "g", task="inbetween", frames=5, base=base,
+                                              synthesis=synthesis, flow_grid=grid))
+    expect = baselines.optical_flow(clips) if base == "flow" and synthesis == "paint" else baselines.crossfade(clips)
     diff = np.abs(generate("inbetween", G, clips)[0].astype(int) - expect)
     assert diff.max() <= 1 and diff.mean() < 0.05  # the same frames up to float32 rounding
 
@@ -323,6 +327,25 @@ def test_clip_config_base():
     assert ClipTrainConfig(task="inbetween").base == "flow"
     with pytest.raises(GanimateError, match="--base"):
         ClipTrainConfig(base="warp")
+    assert ClipTrainConfig.from_dict({"task": "inbetween"}).synthesis == "paint"  # runs saved before --synthesis
+    for bad in (3, 16):  # a power of 2, at most 8 for a 64 canvas (64 -> 8)
+        with pytest.raises(GanimateError, match="--flow-grid must be a power of 2 up to 8"):
+            ClipTrainConfig(size=64, flow_grid=bad)
+
+
+def test_clip_presets_fill_in_under_the_given_options(tmp_path, capsys):
+    from ganimate.clips.config import CLIP_PRESETS
+
+    assert main(["clip", "train", "--preset", "inbetween-64", "--max-steps", "7", "--out", str(tmp_path / "r"),
+                 "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    saved = json.loads(out[out.index("{"): out.rindex("}") + 1])
+    assert saved["max_steps"] == 7 and saved["preset"] == "inbetween-64"
+    assert all(saved[k] == v for k, v in CLIP_PRESETS["inbetween-64"].items() if k != "max_steps")
+    assert ClipTrainConfig(preset="inbetween-48").out.endswith("clip-inbetween-48")
+    assert main(["clip", "train", "--preset", "inbetween-32", "--dry-run"]) == 2
+    assert "--preset must be" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()
 
 
 def test_training_on_a_moving_mnist_npy_file(tmp_path):
@@ -413,3 +436,54 @@ def test_forecast_training_writes_a_run_that_clip_evaluate_scores(tmp_path, caps
     clips, _ = clip_source("moving-synthetic", "test", size=32, frames=6, digits=1).clips(3, 0)
     expect = (clips[:, 3:].astype(np.float64) / 255) ** 2
     assert np.isclose(black["mse"], expect.sum((2, 3, 4)).mean())  # all black: the true frames' energy
+
+
+def test_warp_generator_moves_the_key_frames_pixels_and_blur_reaches_far_flows():
+    g = WarpInbetweenGenerator(frames=3, size=32, width=4)
+    first = -torch.ones(1, 1, 32, 32)
+    first[0, 0, 10:18, 4:8] = 1  # a bar; the last frame is empty
+    last = -torch.ones(1, 1, 32, 32)
+    # the one middle frame samples the first frame 6 px to the left, wholly from the first frame
+    motion = torch.zeros(1, 1, 32, 32, 5)
+    motion[..., 0] = -6 * 2 / 31  # canvas units: 2 / (W - 1) per pixel
+    motion[..., 4] = 50.0
+    g.motion = lambda a, b: motion
+    mid = g(first, last)[0, 0, 0]
+    assert torch.allclose(mid, torch.roll(first[0, 0], 6, 1), atol=1e-4)  # moved, not repainted
+    # a flow that points at empty canvas: no gradient through sharp frames, some through the blurred ones
+    flow = torch.zeros(1, 1, 32, 32, 5, requires_grad=True)
+    g.motion = lambda a, b: flow + torch.tensor([0.8, 0, 0, 0, 50.0])  # 12 px to the right of the bar
+    target = torch.roll(first, 6, 3)
+    levels = g(first, last, pyramid=True)
+    sharp = torch.autograd.grad((levels[0, :, :, 0] - target).abs().mean(), flow, retain_graph=True)[0]
+    blurred = torch.autograd.grad((levels[-1, :, :, 0] - target).abs().mean(), flow)[0]
+    assert sharp[..., :2].abs().max() == 0 and blurred[..., :2].abs().max() > 0
+
+
+def test_digit_crops_at_true_positions_of_several_digits():
+    images, labels = _pool(4)
+    frames = np.zeros((1, 2, 1, 1, 64, 64), np.uint8)  # (K, N, T, 1, H, W)
+    corners = np.array([[[[2.2, 5.0]], [[30.0, 33.6]]], [[[10.0, 10.0]], [[36.0, 0.4]]]])  # (N, D, T, 2)
+    for n in range(2):
+        for d in range(2):
+            y, x = np.rint(corners[n, d, 0]).astype(int)
+            frames[0, n, 0, 0, y : y + DIGIT, x : x + DIGIT] = images[2 * n + d]
+    crops = digit_crops(frames, corners)
+    assert crops.shape == (4, 1, DIGIT, DIGIT)
+    assert all(np.array_equal(crops[i, 0], images[i]) for i in range(4))
+    assert digit_labels(labels[:4].reshape(2, 2), 1, 1, True).tolist() == [0, 1, 2, 3]
+    assert digit_labels(labels[:4].reshape(2, 2), 2, 1, False).tolist() == [0, 2, 0, 2]
+    assert digit_dataset("moving-mnist", 2, paths=True) == "mnist"
+
+
+def test_a_warp_run_of_two_digits_is_scored_digit_by_digit(real_data, tmp_path):
+    run = fit_clips(tiny_clip_config(tmp_path, "warp2", dataset="moving-mnist", task="inbetween", synthesis="warp",
+                                     size=64, digits=2, max_steps=2))
+    r = evaluate_clips(ClipEvaluateConfig(run=str(run), n=8, device="cpu"))
+    assert set(r["methods"]) == {"model", "crossfade", "optical_flow"} and "n/a" not in r
+    assert r["identity_true_frames"] > 0.8  # each of the two digits read where it is, crossings included
+    assert all(0 <= m["identity"] <= 1 and m["fd"] >= 0 for m in r["methods"].values())
+    clip = clip_source("moving-mnist", "test", size=64, frames=4, digits=2).clips(1, 0)[0][0, :, 0]
+    first, last = _png(tmp_path / "first.png", clip[0]), _png(tmp_path / "last.png", clip[-1])
+    out = inbetween(InbetweenConfig(run=str(run), first=str(first), last=str(last), out=str(tmp_path / "w.mp4")))
+    assert out == [tmp_path / "w.mp4"] and _mp4_frames(out[0]) == 4

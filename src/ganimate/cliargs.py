@@ -77,7 +77,7 @@ def training_config(ns: argparse.Namespace, cls):
         if "out" not in given:
             raise GanimateError("--resume needs --out RUN, the run folder to continue")
         return resume_config(given["out"], given, cls)
-    return cls(**with_preset(given))
+    return cls(**with_preset(given, getattr(cls, "PRESETS", {})))
 
 
 def run_command(cls, function):

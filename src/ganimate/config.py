@@ -186,29 +186,34 @@ PRESETS: dict[str, dict] = {
 }
 
 
-def preset_flags(name: str) -> str:
+def preset_flags(name: str, presets: dict[str, dict] = PRESETS) -> str:
     """A preset as the command-line options it stands for."""
     def one(key, value):
         if isinstance(value, bool):
             return flag(key) if value else "--no-" + flag(key)[2:]
         return f"{flag(key)} {value}"
 
-    return " ".join(one(k, v) for k, v in PRESETS[name].items())
+    return " ".join(one(k, v) for k, v in presets[name].items())
 
 
-def with_preset(given: dict) -> dict:
+def preset_help(what: str, presets: dict[str, dict]) -> str:
+    """The help of a `--preset` option: the names and the options each stands for."""
+    return (" | ".join(presets) + f": start from {what}'s settings (the options given beside it win): "
+            + "; ".join(f"{k}: {preset_flags(k, presets)}" for k in presets))
+
+
+def with_preset(given: dict, presets: dict[str, dict] = PRESETS) -> dict:
     """The options of a new training config: `given`'s preset (if any) filled in under the given options. An
     unknown name passes through to the config, whose `--preset` choices refuse it."""
-    return {**PRESETS.get(given.get("preset"), {}), **given}
+    return {**presets.get(given.get("preset"), {}), **given}
 
 
 @dataclass
 class TrainConfig(TrainBase):
     """Everything `ganimate train` needs; saved as RUN/config.json and inside every checkpoint."""
 
-    preset: str | None = option("demo | quality: start from a preset's settings (the options given beside it win): "
-                                + "; ".join(f"{k}: {preset_flags(k)}" for k in PRESETS),
-                                choices=tuple(PRESETS), default=None)
+    PRESETS: typing.ClassVar[dict[str, dict]] = PRESETS
+    preset: str | None = option(preset_help("a preset", PRESETS), choices=tuple(PRESETS), default=None)
     dataset: str = option("mnist | fashion-mnist | cifar10 | synthetic | folder:PATH", default="mnist")
     out: str | None = option("run folder (default runs/<dataset>)", default=None)
     arch: str = option("fast (the CPU preset: 4x4 up/down-sampling, fewer channels) | paper (the seed paper's "

@@ -2,22 +2,40 @@
 
 from __future__ import annotations
 
+import typing
 from dataclasses import dataclass
 from pathlib import Path
 
-from ganimate.config import TrainBase, option
+from ganimate.config import TrainBase, option, preset_help
 from ganimate.data.moving_mnist import SIZES, clip_dataset_names, is_clip_dataset
 from ganimate.errors import GanimateError
-from ganimate.models.clip import BASES, TASKS, spatial_plan
+from ganimate.models.clip import BASES, SYNTHESES, TASKS, spatial_plan
+
+# `ganimate clip train --preset NAME`: the settings of the runs in reports/video_from_images.md
+CLIP_PRESETS: dict[str, dict] = {
+    # in-betweening where the digit travels (2 px a frame): the warp generator keeps it legible
+    "inbetween-48": {"task": "inbetween", "synthesis": "warp", "size": 48, "digits": 1, "frames": 10,
+                     "g_width": 32, "adv_weight": 0.1, "max_steps": 1500},
+    # Srivastava et al.'s canvas: two digits on 64x64, 3.6 px a frame, 10-frame clips
+    "inbetween-64": {"task": "inbetween", "synthesis": "warp", "size": 64, "digits": 2, "frames": 10,
+                     "g_width": 16, "adv_weight": 0.1, "max_steps": 3000},
+    # the standard benchmark: 10 frames -> the next 10 on 64x64 clips of two digits, 30 minutes of CPU
+    "mmnist-forecast": {"task": "forecast", "size": 64, "digits": 2, "frames": 20, "context": 10, "g_width": 8,
+                        "lr_g": 0.001, "beta1": 0.9, "ema_decay": 0.995, "max_steps": 100000,
+                        "max_minutes": 30.0, "eval_every": 200, "sample_every": 1000, "eval_clips": 256},
+}
 
 
 @dataclass
 class ClipTrainConfig(TrainBase):
     """Everything `ganimate clip train` needs; saved as RUN/config.json and inside every checkpoint."""
 
+    PRESETS: typing.ClassVar[dict[str, dict]] = CLIP_PRESETS
+    preset: str | None = option(preset_help("a clip preset", CLIP_PRESETS), choices=tuple(CLIP_PRESETS),
+                                default=None)
     dataset: str = option("moving-mnist | moving-synthetic (bars, for tests) | npy:PATH (mnist_test_seq.npy)",
                           default="moving-mnist")
-    out: str | None = option("run folder (default runs/clip-<task>)", default=None)
+    out: str | None = option("run folder (default runs/clip-<preset or task>)", default=None)
     data_dir: str | None = option("folder holding the MNIST files (searched first)", default=None)
     max_steps: int | None = option("optimiser steps in total", positive=True, default=3000)
     batch_size: int = option("clips per step", positive=True, default=16)
@@ -37,6 +55,12 @@ class ClipTrainConfig(TrainBase):
     frames: int = option("frames per clip T (20 is the standard)", default=10)
     base: str = option("inbetween: the clip G corrects: flow (optical-flow interpolation of the key frames) | "
                        "crossfade", choices=BASES, default="flow")
+    synthesis: str = option("inbetween: how G makes the frames: paint (it corrects --base pixel by pixel) | warp (it "
+                            "moves the key frames' pixels: a flow into each key frame and a blend mask per frame, "
+                            "so digits stay as legible as in the key frames)", choices=SYNTHESES, default="paint")
+    flow_grid: int = option("inbetween --synthesis warp: predict the flows and masks on a grid of 1/N of the side "
+                            "(1, 2, 4, ...) and upsample them, so that a digit moves as one piece", positive=True,
+                            default=1)
     z_dim: int = option("noise size of the predict generator", positive=True, default=32)
     g_width: int = option("channels of G's full-resolution layers", positive=True, default=16)
     d_width: int = option("channels of D's first layer", positive=True, default=16)
@@ -62,6 +86,9 @@ class ClipTrainConfig(TrainBase):
             spatial_plan(self.size)
         except ValueError as e:
             raise GanimateError(str(e)) from None
+        if self.flow_grid & (self.flow_grid - 1) or self.flow_grid > 2 ** spatial_plan(self.size):
+            raise GanimateError(f"--flow-grid must be a power of 2 up to {2 ** spatial_plan(self.size)} for --size "
+                                f"{self.size}, got {self.flow_grid}")
         if self.frames < 3:
             raise GanimateError(f"--frames must be at least 3, got {self.frames}")
         if self.task == "forecast":
@@ -73,7 +100,7 @@ class ClipTrainConfig(TrainBase):
         if self.adv_weight is None:
             self.adv_weight = 0.0 if self.task == "forecast" else 1.0
         if self.out is None:
-            self.out = str(Path("runs") / f"clip-{self.task}")
+            self.out = str(Path("runs") / f"clip-{self.preset or self.task}")
 
     @classmethod
     def from_dict(cls, d: dict) -> ClipTrainConfig:

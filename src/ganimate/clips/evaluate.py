@@ -4,9 +4,10 @@
   `predict` draws K noise samples per still (K = 10 by default, as stochastic video prediction papers
   report, e.g. Denton & Fergus 2018) and reports best-of-K (the sample with the best clip mean, per clip)
   and the mean over samples.
-- Digit identity (single-digit clips whose digits' dataset has a reference classifier: moving-mnist): that
-  classifier's accuracy on 28x28 crops around each generated frame's centre of mass, against the clip's
-  digit label, over all samples.
+- Digit identity (clips whose digits' dataset has a reference classifier: moving-mnist): that classifier's
+  accuracy on 28x28 crops of the generated frames against the digits' labels, over all samples. A clip
+  of one digit is cropped around each frame's centre of mass; a clip of several digits at each digit's
+  true position in that frame (the generator's paths), every digit read on its own.
 - Frame quality: Fréchet distance (metrics/fd.py) between the reference classifier's features of those
   crops and of the crops of the true frames.
 
@@ -83,17 +84,44 @@ def center_crops(frames: np.ndarray) -> np.ndarray:
     return padded[np.arange(m)[:, None, None], rows, cols][:, None]
 
 
-def crop_features(frames: np.ndarray, dataset: str, device="cpu") -> tuple[torch.Tensor, torch.Tensor]:
-    """(features, predicted class) of the centre crops of uint8 frames (M, 1, H, W) under the reference
-    classifier of `dataset` (the clips' digits)."""
-    feats, logits = embed(load_reference(dataset, device), torch.from_numpy(center_crops(frames)))
+def digit_crops(frames: np.ndarray, corners: np.ndarray | None = None) -> np.ndarray:
+    """28x28 crops of the digits in uint8 frames (K, N, T, 1, H, W) -> (K * N * T * D, 1, 28, 28), in that order.
+
+    One digit (corners None, D = 1): around each frame's centre of mass. Several digits: at each digit's true
+    top-left corner in that frame, `corners` float (N, D, T, 2) as (y, x) from the clip generator, so a digit
+    is read where it should be even when another one crosses it.
+    """
+    if corners is None:
+        return center_crops(frames.reshape(-1, *frames.shape[-3:]))
+    n, t = frames.shape[1:3]
+    c = np.rint(corners).astype(np.int64).transpose(0, 2, 1, 3)  # (N, T, D, 2)
+    rows = (c[..., 0, None] + np.arange(DIGIT))[..., :, None]  # (N, T, D, 28, 1)
+    cols = (c[..., 1, None] + np.arange(DIGIT))[..., None, :]  # (N, T, D, 1, 28)
+    clip = np.arange(n)[:, None, None, None, None]
+    frame = np.arange(t)[None, :, None, None, None]
+    crops = frames[:, :, :, 0][:, clip, frame, rows, cols]  # (K, N, T, D, 28, 28)
+    return crops.reshape(-1, 1, DIGIT, DIGIT)
+
+
+def digit_labels(labels: np.ndarray, k: int, t: int, several: bool) -> np.ndarray:
+    """The label of every crop of `digit_crops` from clip labels (N, D): (K * N * T * D,)."""
+    labels = labels if several else labels[:, :1]
+    return np.broadcast_to(labels[None, :, None, :], (k, labels.shape[0], t, labels.shape[1])).reshape(-1)
+
+
+def crop_features(crops: np.ndarray, dataset: str, device="cpu") -> tuple[torch.Tensor, torch.Tensor]:
+    """(features, predicted class) of 28x28 digit crops (M, 1, 28, 28) under the reference classifier of
+    `dataset` (the clips' digits)."""
+    feats, logits = embed(load_reference(dataset, device), torch.from_numpy(np.ascontiguousarray(crops)))
     return feats, logits.argmax(1)
 
 
-def digit_dataset(clip_dataset: str, digits: int) -> str | None:
-    """The image dataset whose reference classifier reads the frames of single-digit clips, or None."""
+def digit_dataset(clip_dataset: str, digits: int, paths: bool = False) -> str | None:
+    """The image dataset whose reference classifier reads the digits of the frames, or None: single-digit
+    clips, or clips of several digits when their true paths are known (`paths`)."""
     source = MOVING_DATASETS.get(clip_dataset)
-    return source if digits == 1 and source is not None and has_reference_classifier(source) else None
+    known = digits == 1 or paths
+    return source if known and source is not None and has_reference_classifier(source) else None
 
 
 def pixel_scores(fake: np.ndarray, true: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -107,7 +135,8 @@ def pixel_scores(fake: np.ndarray, true: np.ndarray) -> tuple[np.ndarray, np.nda
 @dataclass
 class ClipContext:
     """Completed clips fake (K, N, T', 1, H, W) and true clips (N, T', 1, H, W) over the task's unknown frames,
-    the clips' digit labels (N, digits) where identity applies, and the true frames' crop features."""
+    the clips' digit labels (N, digits) where identity applies, the true frames' crop features, and for clips
+    of several digits their true corners (N, digits, T', 2) in those frames (see `digit_crops`)."""
 
     fake: np.ndarray
     true: np.ndarray
@@ -115,6 +144,7 @@ class ClipContext:
     dataset: str | None = None  # the digits' dataset, whose reference classifier reads the crops
     true_feats: torch.Tensor | None = None
     device: str = "cpu"
+    corners: np.ndarray | None = None
     _pixel: tuple[np.ndarray, np.ndarray] | None = None
     _crops: tuple[torch.Tensor, torch.Tensor] | None = None
 
@@ -126,13 +156,18 @@ class ClipContext:
     def crops(self) -> tuple[torch.Tensor, torch.Tensor]:
         """(features, predicted digit) of the crops of every generated frame, sample after sample."""
         if self._crops is None:
-            self._crops = crop_features(self.fake.reshape(-1, *self.fake.shape[-3:]), self.dataset, self.device)
+            self._crops = crop_features(digit_crops(self.fake, self.corners), self.dataset, self.device)
         return self._crops
+
+    def crop_labels(self) -> np.ndarray:
+        """The true digit of every crop of `crops`."""
+        k, _, t = self.fake.shape[:3]
+        return digit_labels(self.labels, k, t, self.corners is not None)
 
 
 def _identity_problem(ctx: ClipContext) -> str | None:
     if ctx.labels is None or not ctx.dataset:
-        return "needs single-digit clips of digits with a reference classifier"
+        return "needs clips of digits with a reference classifier (and their paths, for several digits)"
     return None
 
 
@@ -178,15 +213,14 @@ def ssim_metric(ctx: ClipContext) -> dict:
                  rows=lambda x: [Row("digit identity", f"{x['identity']:.3f}" if "identity" in x else "n/a")])
 def identity_metric(ctx: ClipContext) -> dict:
     """{"identity"}: the reference classifier's accuracy on the generated frames' crops, all samples."""
-    digit = np.broadcast_to(ctx.labels[None, :, None, 0], ctx.fake.shape[:3]).reshape(-1)
-    return {"identity": float((ctx.crops()[1].numpy() == digit).mean())}
+    return {"identity": float((ctx.crops()[1].numpy() == ctx.crop_labels()).mean())}
 
 
 @register_metric("fd", task=TASK, requires=(_fd_problem,), about="Fréchet distance of crop features",
                  rows=lambda x: [Row("FD (crops)", f"{x['fd']:.2f}" if "fd" in x else "n/a")])
 def fd_metric(ctx: ClipContext) -> dict:
     """{"fd"} between the crop features of the first sample's frames and of the true frames."""
-    first = ctx.crops()[0][: ctx.fake.shape[1] * ctx.fake.shape[2]]  # as many frames as the true ones
+    first = ctx.crops()[0][: len(ctx.true_feats)]  # the first sample's crops, as many as the true frames' 
     return {"fd": frechet_distance(*feature_stats(first), *feature_stats(ctx.true_feats))}
 
 
@@ -233,11 +267,13 @@ def evaluate_forecast(G, clips: np.ndarray, context: int, device="cpu") -> dict:
 
 
 def score(task: str, fake: np.ndarray, true: np.ndarray, labels: np.ndarray | None, true_feats=None,
-          device="cpu", dataset: str | None = None) -> dict:
+          device="cpu", dataset: str | None = None, corners: np.ndarray | None = None) -> dict:
     """The clip metrics of completed clips fake (K, N, T, 1, H, W) against true clips (N, T, 1, H, W), on the
-    task's unknown frames; identity and fd where `labels` and the digits' `dataset` are given."""
+    task's unknown frames; identity and fd where `labels` and the digits' `dataset` are given (and the digits'
+    `corners` (N, D, T, 2) for clips of several digits)."""
     sl = unknown_frames(task)
-    ctx = ClipContext(fake[:, :, sl], true[:, sl], labels, dataset, true_feats, str(device))
+    corners = corners[:, :, sl] if corners is not None else None
+    ctx = ClipContext(fake[:, :, sl], true[:, sl], labels, dataset, true_feats, str(device), corners)
     results, _, _ = compute_metrics(TASK, ctx, list(metrics_for(TASK)))
     return results
 
@@ -251,7 +287,12 @@ def evaluate_clips(cfg: ClipEvaluateConfig) -> dict:
     G, run_cfg, step = load_clip_generator(cfg.run, cfg.checkpoint, device=device)
     src = clip_source(run_cfg.dataset, "test", size=run_cfg.size, frames=run_cfg.frames, digits=run_cfg.digits,
                       data_dir=run_cfg.data_dir)
-    clips, labels = src.clips(cfg.n, cfg.seed)
+    corners = None
+    if hasattr(src, "clips_with_paths"):
+        clips, labels, corners = src.clips_with_paths(cfg.n, cfg.seed)
+    else:
+        clips, labels = src.clips(cfg.n, cfg.seed)
+    corners = corners if run_cfg.digits > 1 else None  # one digit: crops around the centre of mass
     task = run_cfg.task
     if task == FORECAST:
         record = {"step": step, "task": task, "n": cfg.n, "seed": cfg.seed, "frames": run_cfg.frames,
@@ -263,7 +304,7 @@ def evaluate_clips(cfg: ClipEvaluateConfig) -> dict:
                        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")})
         append_jsonl(Path(cfg.run) / "metrics.jsonl", record)
         return record
-    dataset = digit_dataset(run_cfg.dataset, run_cfg.digits) if labels is not None else None
+    dataset = digit_dataset(run_cfg.dataset, run_cfg.digits, corners is not None) if labels is not None else None
     labels = labels if dataset else None
     true_feats = None
     record = {"step": step, "task": task, "n": cfg.n, "seed": cfg.seed, "frames": run_cfg.frames,
@@ -271,18 +312,19 @@ def evaluate_clips(cfg: ClipEvaluateConfig) -> dict:
               "samples": cfg.samples if task == "predict" else 1, "device": str(device),
               "threads": torch.get_num_threads(), "methods": {}}
     if dataset:
-        true_frames = clips[:, unknown_frames(task)].reshape(-1, 1, run_cfg.size, run_cfg.size)
-        true_feats, pred = crop_features(true_frames, dataset, device)
-        digit = np.broadcast_to(labels[:, None, 0], clips[:, unknown_frames(task)].shape[:2]).reshape(-1)
+        sl = unknown_frames(task)
+        true = clips[None, :, sl]
+        true_feats, pred = crop_features(digit_crops(true, corners[:, :, sl] if corners is not None else None),
+                                         dataset, device)
+        digit = digit_labels(labels, 1, true.shape[2], corners is not None)
         record["identity_true_frames"] = float((pred.numpy() == digit).mean())
     else:
-        record["n/a"] = {"identity, fd": "need single-digit clips of digits with a reference classifier "
-                                         "(moving-mnist)"}
+        record["n/a"] = {"identity, fd": "need clips of digits with a reference classifier (moving-mnist)"}
     fake = generate(task, G, clips, samples=record["samples"], seed=cfg.seed + 1, device=device)
-    record["methods"]["model"] = score(task, fake, clips, labels, true_feats, device, dataset)
+    record["methods"]["model"] = score(task, fake, clips, labels, true_feats, device, dataset, corners)
     for name in BASELINES[task]:
         record["methods"][name] = score(task, run_baseline(name, clips)[None], clips, labels, true_feats, device,
-                                        dataset)
+                                        dataset, corners)
     record.update({"eval_s": round(time.perf_counter() - start, 1),
                    "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")})
     append_jsonl(Path(cfg.run) / "metrics.jsonl", record)

@@ -43,8 +43,15 @@ from ganimate.engine import run
 from ganimate.gan import GanState, d_update, recompute_bn_stats
 from ganimate.metrics.pixel import psnr
 from ganimate.models import count_params
-from ganimate.models.clip import build_clip_models
+from ganimate.models.clip import build_clip_models, gaussian_blur
 from ganimate.video import default_scale, write_video
+
+
+def blur_clip(x: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Frames (B, 1, T, H, W) in [-1, 1] blurred as the warp generator blurs its key frames (black outside)."""
+    b, _, t, h, w = x.shape
+    y = gaussian_blur(x.transpose(1, 2).reshape(b * t, 1, h, w) + 1, sigma) - 1
+    return y.view(b, t, 1, h, w).transpose(1, 2)
 
 
 def clip_train_step(cfg: ClipTrainConfig, gan: GanState, x: torch.Tensor,
@@ -65,6 +72,11 @@ def clip_train_step(cfg: ClipTrainConfig, gan: GanState, x: torch.Tensor,
             err = (fakes[:, :, 1:] - xs[:, :, 1:]).abs().mean((1, 2, 3, 4)).view(k, b)
             recon = err.min(0).values.mean()  # best of K draws per clip
             fake = fakes[:b]
+        elif cfg.synthesis == "warp":  # the L1 also of the same motion applied to blurred key frames
+            levels = G(x[:, :, 0], x[:, :, -1], pyramid=True).float()  # (S, B, 1, T-2, H, W)
+            fake = torch.cat([x[:, :, :1], levels[0], x[:, :, -1:]], 2)
+            recon = (levels[0] - x[:, :, 1:-1]).abs().mean() + sum(
+                (lv - blur_clip(x[:, :, 1:-1], s)).abs().mean() for lv, s in zip(levels[1:], gan.G.sigmas, strict=True))
         else:
             fake = complete_clip("inbetween", G, x).float()
             recon = (fake[:, :, 1:-1] - x[:, :, 1:-1]).abs().mean()

@@ -32,6 +32,7 @@ from ganimate.flow import flow_interpolation
 from ganimate.models import dcgan
 
 TASKS = ("predict", "inbetween", "forecast")
+SYNTHESES = ("paint", "warp")  # how the inbetween generator makes its frames
 BASES = ("flow", "crossfade")  # what the inbetween generator corrects
 
 
@@ -90,12 +91,8 @@ class InbetweenGenerator(nn.Module):
         frames = torch.from_numpy(flow_interpolation(to_u8(first), to_u8(last), t))  # (B, T, H, W), 0..255
         return frames.to(first.device, first.dtype).unsqueeze(1).div(127.5).sub(1)
 
-    def forward(self, first: torch.Tensor, last: torch.Tensor) -> torch.Tensor:
-        b, _, h, w = first.shape
-        t = self.frames
-        a, c = first.unsqueeze(2), last.unsqueeze(2)  # (B, 1, 1, H, W)
-        base = self.base_clip(first, last)  # (B, 1, T, H, W)
-        x = torch.cat([a.expand_as(base), c.expand_as(base), base, _time_channel(b, t, h, w, first)], 1)
+    def unet(self, x: torch.Tensor) -> torch.Tensor:
+        """The 3D U-Net: input maps (B, C_in, T, H, W) -> features (B, width, T, H, W)."""
         skips, h_ = [], self.inp(x)  # (B, w, T, H, W)
         for down in self.down:
             skips.append(h_)
@@ -104,7 +101,103 @@ class InbetweenGenerator(nn.Module):
         for up in self.up:
             skip = skips.pop()
             h_ = up(torch.cat([F.interpolate(h_, size=skip.shape[2:], mode="nearest"), skip], 1))
-        return (base + self.out(h_))[:, :, 1:-1]  # (B, 1, T-2, H, W), a correction of the base
+        return h_
+
+    def inputs(self, first: torch.Tensor, last: torch.Tensor, base: torch.Tensor) -> torch.Tensor:
+        b, _, h, w = first.shape
+        a, c = first.unsqueeze(2), last.unsqueeze(2)  # (B, 1, 1, H, W)
+        return torch.cat([a.expand_as(base), c.expand_as(base), base, _time_channel(b, self.frames, h, w, first)], 1)
+
+    def forward(self, first: torch.Tensor, last: torch.Tensor) -> torch.Tensor:
+        base = self.base_clip(first, last)  # (B, 1, T, H, W)
+        return (base + self.out(self.unet(self.inputs(first, last, base))))[:, :, 1:-1]  # a correction of the base
+
+
+def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Separable Gaussian blur of (N, 1, H, W) maps, zero outside, kernel radius 2 sigma."""
+    r = max(1, int(round(2 * sigma)))
+    k = torch.exp(-0.5 * (torch.arange(-r, r + 1, device=x.device, dtype=x.dtype) / sigma) ** 2)
+    k = k / k.sum()
+    x = F.conv2d(x, k.view(1, 1, 1, -1), padding=(0, r))
+    return F.conv2d(x, k.view(1, 1, -1, 1), padding=(r, 0))
+
+
+class WarpInbetweenGenerator(nn.Module):
+    """first, last (B, 1, H, W) in [-1, 1] -> middle frames (B, 1, T-2, H, W) in [-1, 1], made only of the key
+    frames' own pixels, moved.
+
+    A 2D U-Net over the two key frames and the pixel coordinates predicts, for every middle frame, a
+    backward flow into each key frame and a blend mask (its output channels, 5 per frame): frame t =
+    m * first(x + f_0(x)) + (1 - m) * last(x + f_1(x)), bilinear sampling, black outside the canvas (frame
+    synthesis by warping, as in Liu et al. 2017, "Video Frame Synthesis using Deep Voxel Flow"). A digit
+    that is moved is not repainted, so it stays as legible as in the key frames. The flows start at zero and
+    the mask at the cross-fade's weight: an untrained G returns the cross-fade.
+
+    Bilinear sampling only has a gradient where the sampled frame has edges, so a flow that points a digit's
+    pixel at empty canvas cannot learn where the digit went. Training therefore also composes frames from
+    key frames blurred at `sigmas` (pixels: 2, 4, 8, ... up to a quarter of the side) with the same flows and
+    masks (`forward(..., pyramid=True)`); their wide tails pull a flow towards a digit tens of pixels away.
+    """
+
+    def __init__(self, frames: int = 10, size: int = 32, width: int = 32, grid: int = 1):
+        super().__init__()
+        levels = spatial_plan(size)
+        if grid not in [2**i for i in range(levels + 1)]:
+            raise ValueError(f"flow grid {grid} must be a power of 2 of at most {2**levels} for side {size}")
+        self.frames, self.size, self.grid = frames, size, grid
+        self.sigmas = tuple(2.0**i for i in range(1, 8) if 2**i <= size / 4)
+        ws = _widths(width, levels)
+        top = grid.bit_length() - 1  # the U-Net's output level: 1/grid of the side
+        self.inp = nn.Sequential(_block2d(4, ws[0]), _block2d(ws[0], ws[0]))  # key frames, y, x
+        self.down = nn.ModuleList(nn.Sequential(_block2d(ws[i], ws[i + 1], 2), _block2d(ws[i + 1], ws[i + 1]))
+                                  for i in range(levels))
+        self.mid = nn.Sequential(_block2d(ws[-1], ws[-1]), _block2d(ws[-1], ws[-1]))
+        self.up = nn.ModuleList(_block2d(ws[i + 1] + ws[i], ws[i]) for i in reversed(range(top, levels)))
+        self.out = nn.Conv2d(ws[top], 5 * (frames - 2), 3, 1, 1)  # per middle frame: 2 flows, 1 mask logit
+
+    def motion(self, first: torch.Tensor, last: torch.Tensor) -> torch.Tensor:
+        """(B, T-2, H, W, 5): per middle frame the flows into first and last (canvas units, x then y) and the
+        mask logit; predicted at 1/grid of the side and upsampled (bilinear), so a digit moves as one piece."""
+        b, _, h, w = first.shape
+        ys = torch.linspace(-1, 1, h, device=first.device, dtype=first.dtype)
+        xs = torch.linspace(-1, 1, w, device=first.device, dtype=first.dtype)
+        coords = torch.stack(torch.meshgrid(ys, xs, indexing="ij")).expand(b, 2, h, w)
+        skips, x = [], self.inp(torch.cat([first, last, coords], 1))
+        for down in self.down:
+            skips.append(x)
+            x = down(x)
+        x = self.mid(x)
+        for up in self.up:
+            skip = skips.pop()
+            x = up(torch.cat([F.interpolate(x, size=skip.shape[-2:], mode="nearest"), skip], 1))
+        x = self.out(x).float()
+        if self.grid > 1:
+            x = F.interpolate(x, size=(h, w), mode="bilinear", align_corners=False)
+        return x.view(b, self.frames - 2, 5, h, w).permute(0, 1, 3, 4, 2)
+
+    def forward(self, first: torch.Tensor, last: torch.Tensor, pyramid: bool = False) -> torch.Tensor:
+        """Middle frames (B, 1, T-2, H, W); with pyramid, (1 + len(sigmas), B, 1, T-2, H, W): the frames and
+        the same motion applied to the blurred key frames."""
+        b, _, h, w = first.shape
+        t = self.frames - 2
+        out = self.motion(first, last).reshape(b * t, h, w, 5)
+        ys = torch.linspace(-1, 1, h, device=first.device)
+        xs = torch.linspace(-1, 1, w, device=first.device)
+        gy, gx = torch.meshgrid(ys, xs, indexing="ij")
+        grid = torch.stack([gx, gy], -1)  # grid_sample's (x, y) order
+        s = torch.linspace(0, 1, self.frames, device=out.device)[1:-1].repeat(b).view(-1, 1, 1)  # frame times
+        mask = torch.sigmoid(out[..., 4] + torch.logit(1 - s)).unsqueeze(1)  # the cross-fade's weight at zero
+        g0, g1 = grid + out[..., 0:2], grid + out[..., 2:4]
+        keys = [(first.float(), last.float())]
+        if pyramid:
+            keys += [(gaussian_blur(first.float() + 1, s) - 1, gaussian_blur(last.float() + 1, s) - 1)
+                     for s in self.sigmas]
+        frames = []
+        for a, c in keys:  # black (-1) outside the canvas: sample x + 1, which is 0 there
+            a, c = (a + 1).repeat_interleave(t, 0), (c + 1).repeat_interleave(t, 0)  # (B*T', 1, H, W)
+            y = mask * F.grid_sample(a, g0, align_corners=True) + (1 - mask) * F.grid_sample(c, g1, align_corners=True)
+            frames.append((y - 1).view(b, t, 1, h, w).transpose(1, 2))  # (B, 1, T', H, W)
+        return torch.stack(frames) if pyramid else frames[0]
 
 
 class PredictGenerator(nn.Module):
@@ -227,6 +320,8 @@ def build_clip_models(cfg) -> tuple[nn.Module, ClipDiscriminator]:
         return G, D  # G keeps PyTorch's default initialisation, as SimVP
     if cfg.task == "predict":
         G = PredictGenerator(cfg.frames, cfg.size, cfg.g_width, cfg.z_dim)
+    elif cfg.task == "inbetween" and getattr(cfg, "synthesis", "paint") == "warp":
+        G = WarpInbetweenGenerator(cfg.frames, cfg.size, cfg.g_width, getattr(cfg, "flow_grid", 1))
     elif cfg.task == "inbetween":
         G = InbetweenGenerator(cfg.frames, cfg.size, cfg.g_width, cfg.base)
     else:

@@ -29,11 +29,12 @@ START, END = "<!-- inbetween-presets: start -->", "<!-- inbetween-presets: end -
 
 
 def preset_of(cfg: dict) -> str | None:
-    """The preset whose settings this run's config has (the step limit aside), or None."""
+    """The preset whose settings this run's config has (the step limit aside; a setting the run's config
+    predates counts as its default), or None."""
     for name, settings in CLIP_PRESETS.items():
         defaults = ClipTrainConfig(task=settings["task"]).to_dict()
-        want = {**defaults, **settings}
-        if all(cfg.get(k) == v for k, v in want.items() if k not in ("out", "max_steps", "max_minutes", "preset",
+        want, have = {**defaults, **settings}, {**defaults, **cfg}
+        if all(have[k] == v for k, v in want.items() if k not in ("out", "max_steps", "max_minutes", "preset",
                                                                      "progress", "precision", "eval_every",
                                                                      "checkpoint_every", "sample_every")):
             return name
@@ -66,6 +67,8 @@ def run_section(run: Path, args, strips: Path) -> tuple[str, dict]:
     c = s["config"]
     preset = preset_of(c)
     lines, ok = verdicts(r["methods"])
+    planned = c["max_steps"]
+    stopped = (f" It was stopped at step {s['step']:,} of its {planned:,}." if s["step"] < planned else "")
     curve = ", ".join(f"{step}: {p:.2f}" for step, p, _ in s["curve"])
     speed = default_speed(c["size"])[0]
     return "\n".join([
@@ -77,8 +80,8 @@ def run_section(run: Path, args, strips: Path) -> tuple[str, dict]:
         f"({s['config'].get('synthesis', 'paint')} synthesis), D width {c['d_width']}, batch {s['batch_size']}, L1 "
         f"weight {c['recon_weight']:g}, adversarial weight {c['adv_weight']:g}, {s['precision']}. Trained "
         f"{s['step']:,} steps ({s['step'] * s['batch_size']:,} clips) in {s['minutes']:.1f} min on "
-        f"{s['threads']} thread(s) beside another training; evaluation {eval_s:.0f} s on {r['n']} test clips "
-        f"(test digits, seed {r['seed']}).",
+        f"{s['threads']} thread(s); evaluation {eval_s:.0f} s on {r['n']} test clips "
+        f"(test digits, seed {r['seed']}).{stopped}",
         "",
         f"Trained with `OMP_NUM_THREADS={s['threads']} {train_command(c)}`"
         + (f" (the settings of `--preset {preset}`)." if preset else "."),

@@ -247,8 +247,10 @@ def _architecture(run: Run) -> str:
     if run.kind == "restore":
         adv = c.get("adv_weight")
         return f"encoder–decoder G, {widths}, " + ("L1 only" if adv == 0 else f"L1 + {adv} × adversarial")
-    return f"{c.get('task')} clip GAN" + (f" on {c.get('base')}" if c.get("task") == "inbetween" else "") + \
-        f", {widths}"
+    how = ""
+    if c.get("task") == "inbetween":
+        how = " warping the key frames" if c.get("synthesis") == "warp" else f" on {c.get('base')}"
+    return f"{c.get('task')} clip GAN{how}, {widths}"
 
 
 def _task(run: Run) -> str:

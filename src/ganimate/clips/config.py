@@ -20,7 +20,7 @@ CLIP_PRESETS: dict[str, dict] = {
     "inbetween-64": {"task": "inbetween", "synthesis": "warp", "size": 64, "digits": 2, "frames": 10,
                      "g_width": 16, "adv_weight": 0.1, "max_steps": 3000},
     # the standard benchmark: 10 frames -> the next 10 on 64x64 clips of two digits, 30 minutes of CPU
-    "mmnist-forecast": {"task": "forecast", "size": 64, "digits": 2, "frames": 20, "context": 10, "g_width": 8,
+    "forecast-mmnist": {"task": "forecast", "size": 64, "digits": 2, "frames": 20, "context": 10, "g_width": 8,
                         "lr_g": 0.001, "beta1": 0.9, "ema_decay": 0.995, "max_steps": 100000,
                         "max_minutes": 30.0, "eval_every": 200, "sample_every": 1000, "eval_clips": 256},
 }

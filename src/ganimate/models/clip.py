@@ -145,7 +145,7 @@ class WarpInbetweenGenerator(nn.Module):
         if grid not in [2**i for i in range(levels + 1)]:
             raise ValueError(f"flow grid {grid} must be a power of 2 of at most {2**levels} for side {size}")
         self.frames, self.size, self.grid = frames, size, grid
-        self.sigmas = tuple(2.0**i for i in range(1, 8) if 2**i <= size / 4)
+        self.sigmas = tuple(2.0**i for i in range(1, 8) if 2**i <= size / 4)  # 2, 4, 8 (and 16 from 64 px)
         ws = _widths(width, levels)
         top = grid.bit_length() - 1  # the U-Net's output level: 1/grid of the side
         self.inp = nn.Sequential(_block2d(4, ws[0]), _block2d(ws[0], ws[0]))  # key frames, y, x

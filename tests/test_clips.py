@@ -487,3 +487,17 @@ def test_a_warp_run_of_two_digits_is_scored_digit_by_digit(real_data, tmp_path):
     first, last = _png(tmp_path / "first.png", clip[0]), _png(tmp_path / "last.png", clip[-1])
     out = inbetween(InbetweenConfig(run=str(run), first=str(first), last=str(last), out=str(tmp_path / "w.mp4")))
     assert out == [tmp_path / "w.mp4"] and _mp4_frames(out[0]) == 4
+
+
+def test_cost_volume_peaks_at_the_displacement_between_the_key_frames():
+    g = WarpInbetweenGenerator(frames=4, size=32, width=4, match=True)
+    assert g.reach == 4
+    g.match = torch.nn.AvgPool2d(4)  # features: 4x4 cell means, 1 channel
+    first = torch.zeros(1, 1, 32, 32)
+    first[0, 0, 8:12, 8:12] = 1  # one bright cell at (2, 2)
+    last = torch.roll(first, (4, 8), (2, 3))  # the same cell 1 down and 2 right
+    cv = g.cost_volume(first, last)  # (1, 81, 8, 8)
+    assert cv.shape == (1, 81, 8, 8)
+    dy, dx = divmod(int(cv[0, :, 2, 2].argmax()), 9)
+    assert (dy - 4, dx - 4) == (1, 2)
+    assert g(first, last).shape == (1, 1, 2, 32, 32)  # the cost volume feeds the U-Net

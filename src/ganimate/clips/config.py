@@ -61,6 +61,9 @@ class ClipTrainConfig(TrainBase):
     flow_grid: int = option("inbetween --synthesis warp: predict the flows and masks on a grid of 1/N of the side "
                             "(1, 2, 4, ...) and upsample them, so that a digit moves as one piece", positive=True,
                             default=1)
+    cost_volume: bool = option("inbetween --synthesis warp: also give the U-Net the correlation of the two key "
+                               "frames' features over displacements up to half the side, so that it can tell which "
+                               "digit went where", default=False)
     z_dim: int = option("noise size of the predict generator", positive=True, default=32)
     g_width: int = option("channels of G's full-resolution layers", positive=True, default=16)
     d_width: int = option("channels of D's first layer", positive=True, default=16)

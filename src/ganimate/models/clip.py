@@ -139,7 +139,7 @@ class WarpInbetweenGenerator(nn.Module):
     masks (`forward(..., pyramid=True)`); their wide tails pull a flow towards a digit tens of pixels away.
     """
 
-    def __init__(self, frames: int = 10, size: int = 32, width: int = 32, grid: int = 1):
+    def __init__(self, frames: int = 10, size: int = 32, width: int = 32, grid: int = 1, match: bool = False):
         super().__init__()
         levels = spatial_plan(size)
         if grid not in [2**i for i in range(levels + 1)]:
@@ -154,6 +154,22 @@ class WarpInbetweenGenerator(nn.Module):
         self.mid = nn.Sequential(_block2d(ws[-1], ws[-1]), _block2d(ws[-1], ws[-1]))
         self.up = nn.ModuleList(_block2d(ws[i + 1] + ws[i], ws[i]) for i in reversed(range(top, levels)))
         self.out = nn.Conv2d(ws[top], 5 * (frames - 2), 3, 1, 1)  # per middle frame: 2 flows, 1 mask logit
+        self.match = None
+        if match:  # a cost volume at 1/4 of the side, displacements up to half the side (Dosovitskiy et al. 2015)
+            self.reach = size // 8  # in cells of 4 px
+            self.match = nn.Sequential(_block2d(1, ws[0], 2), _block2d(ws[0], ws[1], 2), _block2d(ws[1], ws[1]),
+                                       nn.Conv2d(ws[1], ws[0], 3, 1, 1))  # features of one frame
+            self.match_in = nn.Conv2d((2 * self.reach + 1) ** 2, ws[2], 1)  # into the U-Net's 1/4 level
+
+    def cost_volume(self, first: torch.Tensor, last: torch.Tensor) -> torch.Tensor:
+        """Correlation of the two key frames' features at 1/4 of the side for every displacement within
+        `reach` cells: (B, (2 reach + 1)^2, H/4, W/4), so the U-Net can see which digit of the first frame
+        went where in the last."""
+        f0, f1 = self.match(torch.cat([first, last])).chunk(2)
+        b, c, h, w = f0.shape
+        k = 2 * self.reach + 1
+        shifted = F.unfold(f1, k, padding=self.reach).view(b, c, k * k, h, w)  # f1 at x + d, every d
+        return (f0.unsqueeze(2) * shifted).sum(1) / c ** 0.5
 
     def motion(self, first: torch.Tensor, last: torch.Tensor) -> torch.Tensor:
         """(B, T-2, H, W, 5): per middle frame the flows into first and last (canvas units, x then y) and the
@@ -163,9 +179,11 @@ class WarpInbetweenGenerator(nn.Module):
         xs = torch.linspace(-1, 1, w, device=first.device, dtype=first.dtype)
         coords = torch.stack(torch.meshgrid(ys, xs, indexing="ij")).expand(b, 2, h, w)
         skips, x = [], self.inp(torch.cat([first, last, coords], 1))
-        for down in self.down:
+        for i, down in enumerate(self.down):
             skips.append(x)
             x = down(x)
+            if i == 1 and self.match is not None:  # at 1/4 of the side
+                x = x + self.match_in(self.cost_volume(first, last))
         x = self.mid(x)
         for up in self.up:
             skip = skips.pop()
@@ -321,7 +339,8 @@ def build_clip_models(cfg) -> tuple[nn.Module, ClipDiscriminator]:
     if cfg.task == "predict":
         G = PredictGenerator(cfg.frames, cfg.size, cfg.g_width, cfg.z_dim)
     elif cfg.task == "inbetween" and getattr(cfg, "synthesis", "paint") == "warp":
-        G = WarpInbetweenGenerator(cfg.frames, cfg.size, cfg.g_width, getattr(cfg, "flow_grid", 1))
+        G = WarpInbetweenGenerator(cfg.frames, cfg.size, cfg.g_width, getattr(cfg, "flow_grid", 1),
+                                   getattr(cfg, "cost_volume", False))
     elif cfg.task == "inbetween":
         G = InbetweenGenerator(cfg.frames, cfg.size, cfg.g_width, cfg.base)
     else:

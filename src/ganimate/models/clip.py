@@ -203,16 +203,15 @@ class WarpInbetweenGenerator(nn.Module):
         xs = torch.linspace(-1, 1, w, device=first.device)
         gy, gx = torch.meshgrid(ys, xs, indexing="ij")
         grid = torch.stack([gx, gy], -1)  # grid_sample's (x, y) order
-        s = torch.linspace(0, 1, self.frames, device=out.device)[1:-1].repeat(b).view(-1, 1, 1)  # frame times
-        mask = torch.sigmoid(out[..., 4] + torch.logit(1 - s)).unsqueeze(1)  # the cross-fade's weight at zero
+        when = torch.linspace(0, 1, self.frames, device=out.device)[1:-1].repeat(b).view(-1, 1, 1)  # frame times
+        mask = torch.sigmoid(out[..., 4] + torch.logit(1 - when)).unsqueeze(1)  # the cross-fade's weight at zero
         g0, g1 = grid + out[..., 0:2], grid + out[..., 2:4]
-        keys = [(first.float(), last.float())]
+        keys = [(first.float() + 1, last.float() + 1)]  # 0 on black, which is what sampling outside gives
         if pyramid:
-            keys += [(gaussian_blur(first.float() + 1, s) - 1, gaussian_blur(last.float() + 1, s) - 1)
-                     for s in self.sigmas]
+            keys += [(gaussian_blur(keys[0][0], s), gaussian_blur(keys[0][1], s)) for s in self.sigmas]
         frames = []
-        for a, c in keys:  # black (-1) outside the canvas: sample x + 1, which is 0 there
-            a, c = (a + 1).repeat_interleave(t, 0), (c + 1).repeat_interleave(t, 0)  # (B*T', 1, H, W)
+        for a, c in keys:
+            a, c = a.repeat_interleave(t, 0), c.repeat_interleave(t, 0)  # (B*T', 1, H, W)
             y = mask * F.grid_sample(a, g0, align_corners=True) + (1 - mask) * F.grid_sample(c, g1, align_corners=True)
             frames.append((y - 1).view(b, t, 1, h, w).transpose(1, 2))  # (B, 1, T', H, W)
         return torch.stack(frames) if pyramid else frames[0]

@@ -3,6 +3,7 @@ scale and bias, then Fashion-MNIST with the better one; writes reports/paper_mni
 
     python bench/paper_table.py                       # 2 epochs per run (about 25 min on 2 cores)
     python bench/paper_table.py --epochs 1 --out-dir runs/paper
+    python bench/paper_table.py --seeds 0,1,2         # batch norm both ways, 3 seeds each: means and spreads
 
 Each run is a normal ganimate run folder (train with `fit`, evaluate with `run_evaluate`), so the
 grids, checkpoints and metrics.jsonl stay there to inspect. The same seed and number of steps
@@ -23,17 +24,24 @@ from ganimate.train import fit
 PAPER_1NN = "DCGAN (Radford et al. 2015, §8.1): 1-NN on 50K generated samples 2.98% error vs 3.1% for real data"
 
 
-def train_and_evaluate(name: str, dataset: str, bn_affine: bool, args) -> dict:
+def train_and_evaluate(name: str, dataset: str, bn_affine: bool, args, seed: int) -> dict:
     run_dir = Path(args.out_dir) / name
     cfg = TrainConfig(dataset=dataset, out=str(run_dir), arch="paper", conditional=True, bn_affine=bn_affine,
-                      epochs=args.epochs, seed=args.seed, precision=args.precision, progress=False)
+                      epochs=args.epochs, seed=seed, precision=args.precision, progress=False)
+    done = run_dir / "paper_table.json"
+    if args.reuse and done.is_file() and json.loads(done.read_text()).get("epochs") == args.epochs:
+        print(f"{name}: reusing {done}")
+        return json.loads(done.read_text())
     t0 = time.perf_counter()
     fit(cfg, overwrite=True)
     train_s = time.perf_counter() - t0
-    record = run_evaluate(EvaluateConfig(run=str(run_dir), n=args.n, nn1_sizes=args.nn1_sizes, seed=args.seed))
+    # The evaluation's own seed stays fixed, so rows differ only by the training seed.
+    record = run_evaluate(EvaluateConfig(run=str(run_dir), n=args.n, nn1_sizes=args.nn1_sizes, seed=0))
     steps = json.loads((run_dir / "stats.jsonl").read_text().splitlines()[-1])["step"]
-    return {"name": name, "dataset": dataset, "bn_affine": bn_affine, "epochs": args.epochs, "steps": steps,
-            "train_s": train_s, **record}
+    row = {"name": name, "dataset": dataset, "bn_affine": bn_affine, "seed": seed, "epochs": args.epochs,
+           "steps": steps, "train_s": train_s, **record}
+    done.write_text(json.dumps(row, indent=1))
+    return row
 
 
 def pct(v) -> str:
@@ -42,6 +50,48 @@ def pct(v) -> str:
 
 def num(v, fmt=".3f") -> str:
     return "–" if v is None else format(v, fmt)
+
+
+METRICS = [("nn1_error_{n_big}", "1-NN err @{k}k", "lower"), ("fd", "FD", "lower"),
+           ("class_acc", "class acc", "higher"), ("cas", "CAS", "higher"),
+           ("precision", "precision", "higher"), ("recall", "recall", "higher")]
+
+
+def batch_norm_section(mnist: list[dict], n_big: int) -> str:
+    """Each metric's mean and spread over seeds for both settings, with Welch's t-test between them."""
+    from scipy.stats import ttest_ind
+
+    groups = {True: [r for r in mnist if r["bn_affine"]], False: [r for r in mnist if not r["bn_affine"]]}
+    n = min(len(g) for g in groups.values())
+    head = ("## Batch norm with or without scale and bias\n\n"
+            "The paper reports that batch norm without scale and bias worked better. ")
+    if n < 2:
+        best = min(mnist, key=lambda r: r["fd"])
+        return (head + f"Here, with one seed, the lower FD came from **{'with' if best['bn_affine'] else 'without'}** "
+                "scale and bias; one seed is a hint, not a verdict (`--seeds 0,1,2` gives error bars).\n")
+    lines = ["| metric | with scale and bias | without | better | Welch p |", "|---|---|---|---|---|"]
+    verdicts = []
+    for key, label, sense in METRICS:
+        key, label = key.format(n_big=n_big), label.format(k=n_big // 1000)
+        a = [r[key] for r in groups[True] if r.get(key) is not None]
+        b = [r[key] for r in groups[False] if r.get(key) is not None]
+        if len(a) < 2 or len(b) < 2:
+            continue
+        mean_a, mean_b = sum(a) / len(a), sum(b) / len(b)
+        sd = lambda xs, m: (sum((x - m) ** 2 for x in xs) / (len(xs) - 1)) ** 0.5  # noqa: E731
+        fmt = (lambda v: f"{100 * v:.2f}%") if key.startswith("nn1") else (lambda v: f"{v:.3f}")
+        p_value = float(ttest_ind(a, b, equal_var=False).pvalue)
+        with_wins = (mean_a < mean_b) == (sense == "lower")
+        better = "tie" if mean_a == mean_b else "with" if with_wins else "without"
+        lines.append(f"| {label} | {fmt(mean_a)} ± {fmt(sd(a, mean_a))} | {fmt(mean_b)} ± {fmt(sd(b, mean_b))} | "
+                     f"{better} | {p_value:.3f} |")
+        verdicts.append((label, better, p_value))
+    clear = [(label, better) for label, better, p_value in verdicts if p_value < 0.05]
+    said = ("; ".join(f"{label}: {better}" for label, better in clear) if clear
+            else "no metric separates the two settings at p < 0.05")
+    return (head + f"Here, {n} training seeds per setting (mean ± sample standard deviation over seeds; Welch's "
+            f"two-sided t-test between the settings):\n\n" + "\n".join(lines) + "\n\n"
+            f"Differences at p < 0.05: {said}.\n")
 
 
 def write_report(rows: list[dict], args, path: Path) -> None:
@@ -57,7 +107,7 @@ def write_report(rows: list[dict], args, path: Path) -> None:
                  num(r0.get("cas_real"), ".4f"), "–", "–"]
         lines.append("| " + " | ".join(real) + " |")
         for r in (r for r in rows if r["dataset"] == dataset):
-            cells = [r["name"], dataset, "yes" if r["bn_affine"] else "no",
+            cells = [f"{r['name']} (seed {r['seed']})", dataset, "yes" if r["bn_affine"] else "no",
                      f"{r['epochs']} epochs ({r['steps']:,} steps)", f"{r['train_s'] / 60:.1f} min"]
             cells += [pct(r.get(f"nn1_error_{n}")) for n in sizes]
             cells += [num(r.get("fd")), num(r.get("class_acc"), ".4f"), num(r.get("cas"), ".4f"),
@@ -65,15 +115,16 @@ def write_report(rows: list[dict], args, path: Path) -> None:
             lines.append("| " + " | ".join(cells) + " |")
     mnist = [r for r in rows if r["dataset"] == "mnist"]
     best = min(mnist, key=lambda r: r["fd"])
+    seeds = sorted({r["seed"] for r in rows})
     n_big = max(sizes)
     text = f"""# The paper's evaluation on MNIST and Fashion-MNIST
 
 Written by `python bench/paper_table.py {' '.join(args.argv)}` on {time.strftime('%Y-%m-%d')}
 (torch {__import__('torch').__version__}, {__import__('torch').get_num_threads()} CPU threads).
 
-Conditional DCGANs with the paper's architecture (`--arch paper --conditional`), seed {args.seed},
-batch 128, Adam 2e-4 / β1 0.5, EMA generator for every sample; the same seed and steps for every
-row. The paper trained 50 epochs; these runs are {args.epochs} epoch(s) each on a 2-core CPU, so
+Conditional DCGANs with the paper's architecture (`--arch paper --conditional`), seed(s) {', '.join(map(str, seeds))},
+batch 128, Adam 2e-4 / β1 0.5, EMA generator for every sample; the same seeds and steps for every
+setting. The paper trained 50 epochs; these runs are {args.epochs} epoch(s) each on a 2-core CPU, so
 they show where a short run stands, not the paper's end point.
 
 {chr(10).join(lines)}
@@ -88,14 +139,7 @@ they show where a short run stands, not the paper's end point.
 - **CAS**: accuracy on the real test set of a fresh classifier trained only on generated samples
   (trained on as many real images in the real row).
 
-## Batch norm with or without scale and bias
-
-The paper reports that batch norm without scale and bias worked better. Here, with the same seed and
-steps, the lower FD came from **{'with' if best['bn_affine'] else 'without'}** scale and bias
-({'; '.join(f"{'with' if r['bn_affine'] else 'without'}: FD {num(r['fd'])}, class acc "
-             f"{num(r.get('class_acc'), '.4f')}" for r in mnist)}); one seed and a short run each, so a
-difference of this size is a hint, not a verdict.
-
+{batch_norm_section(mnist, n_big)}
 ## Against the DCGAN paper's 2.98%
 
 Our best MNIST row gives {pct(best.get(f'nn1_error_{n_big}'))} 1-NN error from {n_big:,} generated
@@ -113,21 +157,31 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seeds", default="", help="comma-separated training seeds: both batch-norm settings "
+                        "for each, reported with means and spreads (overrides --seed)")
+    parser.add_argument("--reuse", action="store_true", help="reuse a run's saved paper_table.json (same epochs)")
     parser.add_argument("--n", type=int, default=10000)
     parser.add_argument("--nn1-sizes", default="10000,50000")
-    parser.add_argument("--precision", default="fp32")
+    parser.add_argument("--precision", default="auto")
     parser.add_argument("--out-dir", default="runs/paper")
     parser.add_argument("--report", default="reports/paper_mnist.md")
     parser.add_argument("--skip-fashion", action="store_true")
     args = parser.parse_args(argv)
     args.argv = sys.argv[1:] if argv is None else argv
 
-    rows = [train_and_evaluate("mnist-bn-affine", "mnist", True, args),
-            train_and_evaluate("mnist-bn-plain", "mnist", False, args)]
-    best = min(rows, key=lambda r: r["fd"])
+    seeds = [int(v) for v in args.seeds.split(",")] if args.seeds else [args.seed]
+    suffix = (lambda seed: f"-s{seed}") if len(seeds) > 1 else (lambda seed: "")
+    rows = []
+    for seed in seeds:
+        for bn_affine in (True, False):
+            name = f"mnist-bn-{'affine' if bn_affine else 'plain'}{suffix(seed)}"
+            rows.append(train_and_evaluate(name, "mnist", bn_affine, args, seed))
+    with_fd = [r["fd"] for r in rows if r["bn_affine"]]
+    without_fd = [r["fd"] for r in rows if not r["bn_affine"]]
+    bn_affine = sum(with_fd) / len(with_fd) <= sum(without_fd) / len(without_fd)
     if not args.skip_fashion:
-        rows.append(train_and_evaluate(f"fashion-{'bn-affine' if best['bn_affine'] else 'bn-plain'}",
-                                       "fashion-mnist", best["bn_affine"], args))
+        rows.append(train_and_evaluate(f"fashion-{'bn-affine' if bn_affine else 'bn-plain'}{suffix(seeds[0])}",
+                                       "fashion-mnist", bn_affine, args, seeds[0]))
     write_report(rows, args, Path(args.report))
 
 

@@ -150,6 +150,30 @@ def test_training_writes_the_run_folder_and_resumes(runs):
     assert "resuming" in (run / "log.txt").read_text()
 
 
+def test_init_from_starts_a_new_run_from_another_runs_weights(runs, tmp_path):
+    source = runs["inbetween"]
+    # a learning rate of ~0 keeps the weights where --init-from put them, so they can be compared after training
+    cfg = tiny_clip_config(tmp_path, "fine", task="inbetween", init_from=str(source), lr_g=1e-12, lr_d=1e-12,
+                           max_steps=2)
+    run = fit_clips(cfg)
+    assert f"weights from {source / 'checkpoints' / 'step_000004.pt'}" in (run / "log.txt").read_text()
+    stats = [json.loads(line) for line in (run / "stats.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in stats] == [2]  # the step starts afresh
+    before = torch.load(source / "checkpoints" / "step_000004.pt", weights_only=True)
+    after = torch.load(run / "checkpoints" / "step_000002.pt", weights_only=True)
+    for net in ("G", "D"):
+        for name, value in before[net].items():
+            if value.is_floating_point() and "running_" not in name:  # batch norm's statistics do move
+                assert torch.allclose(after[net][name], value, atol=1e-6), (net, name)
+    fresh = fit_clips(tiny_clip_config(tmp_path, "fresh", task="inbetween", lr_g=1e-12, lr_d=1e-12, max_steps=2))
+    plain = torch.load(fresh / "checkpoints" / "step_000002.pt", weights_only=True)
+    assert not all(torch.equal(plain["G"][k], before["G"][k]) for k in before["G"])
+    with pytest.raises(GanimateError, match="do not fit"):
+        fit_clips(tiny_clip_config(tmp_path, "wider", task="inbetween", init_from=str(source), g_width=8))
+    with pytest.raises(GanimateError, match="no checkpoint|not a ganimate checkpoint"):
+        fit_clips(tiny_clip_config(tmp_path, "nowhere", task="inbetween", init_from=str(tmp_path / "nowhere.pt")))
+
+
 def _mp4_frames(path) -> int:
     import imageio.v2 as iio
 

@@ -148,6 +148,10 @@ class TrainBase:
                                default=0)
     tensorboard: bool = option("also write the stats, metrics and sample grids as TensorBoard event files in "
                                "RUN/tensorboard/ with each report (pip install 'ganimate[tensorboard]')", default=False)
+    init_from: str | None = option("start a new run from another run's weights: G, D and G's moving average from "
+                                   "RUN's latest checkpoint (or a checkpoint file); the step, the optimisers and "
+                                   "the data start afresh, so a model trained on one setting is fine-tuned on "
+                                   "another. The networks must have the same shapes", default=None)
 
     RESUMABLE = ("max_steps", "max_minutes", "log_every", "sample_every", "checkpoint_every", "eval_every",
                  "keep_checkpoints", "device", "data_dir", "progress", "report", "report_every", "tensorboard",

@@ -36,7 +36,7 @@ from typing import Any, Protocol
 import torch
 from tqdm import tqdm
 
-from ganimate.checkpoint import list_checkpoints, load_checkpoint, save_checkpoint
+from ganimate.checkpoint import list_checkpoints, load_checkpoint, resolve_checkpoint, save_checkpoint
 from ganimate.distributed import World, first_line, init_world, is_collective_failure
 from ganimate.errors import GanimateError
 from ganimate.gan import GanState
@@ -216,6 +216,10 @@ def _run(cfg, make_task, world: World, device: torch.device, resume: bool, overw
                                      precision=cfg.precision, device=device, loss=getattr(cfg, "loss", "bce"),
                                      r1=getattr(cfg, "r1", 0.0))
     step, elapsed = gan.resume(state, ckpt_path, device, total, more)
+    if state is None and getattr(cfg, "init_from", None):
+        source = resolve_checkpoint(cfg.init_from) if Path(cfg.init_from).is_dir() else Path(cfg.init_from)
+        gan.load_weights(world.from_main(lambda: load_checkpoint(source)), source)
+        log(f"weights from {source} (--init-from); optimisers and step start afresh")
     if state is not None and hasattr(task, "load_state_dict"):
         task.load_state_dict(state.get("task") or {})
     fingerprint = task.fingerprint()

@@ -229,6 +229,18 @@ class GanState:
             torch.cuda.set_rng_state_all(state["rng"]["cuda"])
         return step, elapsed
 
+    def load_weights(self, state: dict, source: Path) -> None:
+        """Only the networks of a checkpoint (`--init-from`): the optimisers, noise and step start afresh. A
+        checkpoint without a moving average gives G's weights to it."""
+        try:
+            self.G.load_state_dict(state["G"])
+            self.D.load_state_dict(state["D"])
+            if self.G_ema is not None:
+                self.G_ema.load_state_dict(state.get("G_ema") or state["G"])
+        except (RuntimeError, KeyError, TypeError, ValueError, AttributeError) as e:
+            reason = str(e).strip().splitlines()[0][:160]
+            raise GanimateError(f"--init-from {source}: its networks do not fit this run's ({reason})") from None
+
     def resume(self, state: dict | None, source: Path | None, device: torch.device, total: int,
                more: str) -> tuple[int, float]:
         """(step, elapsed seconds) to start from: (0, 0) for a new run, else the checkpoint's, refusing a run

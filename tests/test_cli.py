@@ -110,6 +110,20 @@ def test_resume_continues_step_count(trained, tmp_path, cli):
     assert steps == sorted(steps) and steps[-1] == 5
 
 
+def test_init_from_fine_tunes_a_trained_run_and_refuses_other_shapes(trained, tmp_path, cli):
+    result = cli("train", "--dataset", "synthetic", *TINY, "--max-steps", "2", "--init-from", trained / "cond",
+                 "--out", tmp_path / "fine")
+    assert result.returncode == 0, result.stderr
+    assert "weights from" in result.stdout and "step 2/2" in result.stdout
+    # the unconditional run's networks have no class inputs: one line, and no run folder is made
+    result = cli("train", "--dataset", "synthetic", *TINY, "--max-steps", "2", "--init-from", trained / "uncond",
+                 "--out", tmp_path / "other")
+    assert_one_line_error(result, "do not fit")
+    assert not (tmp_path / "other").exists()
+    result = cli("train", "--dataset", "synthetic", *TINY, "--init-from", tmp_path / "none", "--out", tmp_path / "x")
+    assert_one_line_error(result, "none")
+
+
 def test_dry_run_writes_nothing(tmp_path, cli):
     result = cli("train", "--dataset", "mnist", "--out", tmp_path / "run", "--dry-run")
     assert result.returncode == 0, result.stderr

@@ -332,15 +332,16 @@ def test_paths_match_the_clips_and_the_bounce_rule():
     assert np.allclose(p[:, 1], [3.5, 3.9, 3.7, 3.3]) and np.allclose(p[:, 0], 2.0)
 
 
-@pytest.mark.parametrize("base,synthesis,grid", [("flow", "paint", 1), ("crossfade", "paint", 1), ("flow", "warp", 1),
-                                                 ("flow", "warp", 4)])
-def test_untrained_inbetween_generator_returns_its_base(tmp_path, base, synthesis, grid):
+@pytest.mark.parametrize("base,synthesis,grid,layers", [("flow", "paint", 1, 1), ("crossfade", "paint", 1, 1),
+                                                        ("flow", "warp", 1, 1), ("flow", "warp", 4, 1),
+                                                        ("flow", "warp", 1, 2), ("flow", "warp", 4, 3)])
+def test_untrained_inbetween_generator_returns_its_base(tmp_path, base, synthesis, grid, layers):
     from ganimate.clips.inference import generate
     from ganimate.models.clip import build_clip_models
 
     clips, _ = MovingMNIST(*_pool(), size=32, frames=5, digits=1).clips(4, 1)
     G, _ = build_clip_models(tiny_clip_config(tmp_path, "g", task="inbetween", frames=5, base=base,
-                                              synthesis=synthesis, flow_grid=grid))
+                                              synthesis=synthesis, flow_grid=grid, layers=layers))
     expect = baselines.optical_flow(clips) if base == "flow" and synthesis == "paint" else baselines.crossfade(clips)
     diff = np.abs(generate("inbetween", G, clips)[0].astype(int) - expect)
     assert diff.max() <= 1 and diff.mean() < 0.05  # the same frames up to float32 rounding
@@ -471,17 +472,40 @@ def test_warp_generator_moves_the_key_frames_pixels_and_blur_reaches_far_flows()
     motion = torch.zeros(1, 1, 32, 32, 5)
     motion[..., 0] = -6 * 2 / 31  # canvas units: 2 / (W - 1) per pixel
     motion[..., 4] = 50.0
-    g.motion = lambda a, b: motion
+    g.motion = lambda a, b: (motion, None)
     mid = g(first, last)[0, 0, 0]
     assert torch.allclose(mid, torch.roll(first[0, 0], 6, 1), atol=1e-4)  # moved, not repainted
     # a flow that points at empty canvas: no gradient through sharp frames, some through the blurred ones
     flow = torch.zeros(1, 1, 32, 32, 5, requires_grad=True)
-    g.motion = lambda a, b: flow + torch.tensor([0.8, 0, 0, 0, 50.0])  # 12 px to the right of the bar
+    g.motion = lambda a, b: (flow + torch.tensor([0.8, 0, 0, 0, 50.0]), None)  # 12 px right of the bar
     target = torch.roll(first, 6, 3)
     levels = g(first, last, pyramid=True)
     sharp = torch.autograd.grad((levels[0, :, :, 0] - target).abs().mean(), flow, retain_graph=True)[0]
     blurred = torch.autograd.grad((levels[-1, :, :, 0] - target).abs().mean(), flow)[0]
     assert sharp[..., :2].abs().max() == 0 and blurred[..., :2].abs().max() > 0
+
+
+def test_motion_layers_move_two_digits_their_own_ways():
+    g = WarpInbetweenGenerator(frames=3, size=32, width=4, layers=2)
+    first = -torch.ones(1, 1, 32, 32)
+    first[0, 0, 4:10, 8:12] = 1  # bar A, top
+    first[0, 0, 20:26, 8:12] = 0.5  # bar B, bottom
+    last = -torch.ones(1, 1, 32, 32)
+    seg = torch.full((1, 4, 32, 32), -20.0)  # layer logits: first frame's, then last frame's
+    seg[0, 0, :16] = seg[0, 1, 16:] = 20.0  # layer 0 holds the top half of the first frame, layer 1 the bottom
+    seg[0, 2:] = 0.0
+    motion = torch.zeros(1, 1, 32, 32, 10)  # per layer: flow into first (x, y), flow into last, mask logit
+    motion[..., 0] = -5 * 2 / 31  # layer 0 moves right 5 px
+    motion[..., 5] = 3 * 2 / 31  # layer 1 moves left 3 px
+    motion[..., 4] = motion[..., 9] = 50.0  # both wholly from the first frame
+    g.motion = lambda a, b: (motion, seg)
+    mid = g(first, last)[0, 0, 0]
+    expect = -torch.ones(32, 32)
+    expect[4:10, 13:17] = 1
+    expect[20:26, 5:9] = 0.5
+    assert torch.allclose(mid, expect, atol=1e-4)
+    # the blurred levels come with the frames, one per sigma
+    assert g(first, last, pyramid=True).shape == (1 + len(g.sigmas), 1, 1, 1, 32, 32)
 
 
 def test_digit_crops_at_true_positions_of_several_digits():

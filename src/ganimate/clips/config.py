@@ -64,6 +64,9 @@ class ClipTrainConfig(TrainBase):
     cost_volume: bool = option("inbetween --synthesis warp: also give the U-Net the correlation of the two key "
                                "frames' features over displacements up to half the side, so that it can tell which "
                                "digit went where", default=False)
+    layers: int = option("inbetween --synthesis warp: motion layers: each key frame is split into N layers that "
+                         "move on their own and are summed (2 for two digits that cross; 1: one flow field)",
+                         positive=True, default=1)
     z_dim: int = option("noise size of the predict generator", positive=True, default=32)
     g_width: int = option("channels of G's full-resolution layers", positive=True, default=16)
     d_width: int = option("channels of D's first layer", positive=True, default=16)

@@ -139,21 +139,25 @@ class WarpInbetweenGenerator(nn.Module):
     masks (`forward(..., pyramid=True)`); their wide tails pull a flow towards a digit tens of pixels away.
     """
 
-    def __init__(self, frames: int = 10, size: int = 32, width: int = 32, grid: int = 1, match: bool = False):
+    def __init__(self, frames: int = 10, size: int = 32, width: int = 32, grid: int = 1, match: bool = False,
+                 layers: int = 1):
         super().__init__()
         levels = spatial_plan(size)
         if grid not in [2**i for i in range(levels + 1)]:
             raise ValueError(f"flow grid {grid} must be a power of 2 of at most {2**levels} for side {size}")
-        self.frames, self.size, self.grid = frames, size, grid
+        self.frames, self.size, self.grid, self.layers = frames, size, grid, layers
         self.sigmas = tuple(2.0**i for i in range(1, 8) if 2**i <= size / 4)  # 2, 4, 8 (and 16 from 64 px)
         ws = _widths(width, levels)
-        top = grid.bit_length() - 1  # the U-Net's output level: 1/grid of the side
+        self.top = top = grid.bit_length() - 1  # the flows' level: 1/grid of the side
         self.inp = nn.Sequential(_block2d(4, ws[0]), _block2d(ws[0], ws[0]))  # key frames, y, x
         self.down = nn.ModuleList(nn.Sequential(_block2d(ws[i], ws[i + 1], 2), _block2d(ws[i + 1], ws[i + 1]))
                                   for i in range(levels))
         self.mid = nn.Sequential(_block2d(ws[-1], ws[-1]), _block2d(ws[-1], ws[-1]))
-        self.up = nn.ModuleList(_block2d(ws[i + 1] + ws[i], ws[i]) for i in reversed(range(top, levels)))
-        self.out = nn.Conv2d(ws[top], 5 * (frames - 2), 3, 1, 1)  # per middle frame: 2 flows, 1 mask logit
+        lowest = top if layers == 1 else 0  # layers: the segmentation needs the full resolution
+        self.up = nn.ModuleList(_block2d(ws[i + 1] + ws[i], ws[i]) for i in reversed(range(lowest, levels)))
+        self.out = nn.Conv2d(ws[top], 5 * layers * (frames - 2), 3, 1, 1)  # per frame and layer: 2 flows, 1 mask
+        # layers: which layer each key-frame pixel belongs to (a softmax over layers, for first and for last)
+        self.seg = nn.Conv2d(ws[0], 2 * layers, 3, 1, 1) if layers > 1 else None
         self.match = None
         if match:  # a cost volume at 1/4 of the side, displacements up to half the side (Dosovitskiy et al. 2015)
             self.reach = size // 8  # in cells of 4 px
@@ -171,9 +175,10 @@ class WarpInbetweenGenerator(nn.Module):
         shifted = F.unfold(f1, k, padding=self.reach).view(b, c, k * k, h, w)  # f1 at x + d, every d
         return (f0.unsqueeze(2) * shifted).sum(1) / c ** 0.5
 
-    def motion(self, first: torch.Tensor, last: torch.Tensor) -> torch.Tensor:
-        """(B, T-2, H, W, 5): per middle frame the flows into first and last (canvas units, x then y) and the
-        mask logit; predicted at 1/grid of the side and upsampled (bilinear), so a digit moves as one piece."""
+    def motion(self, first: torch.Tensor, last: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(B, T-2, H, W, 5 * layers): per middle frame and layer the flows into first and last (canvas units, x
+        then y) and the mask logit, predicted at 1/grid of the side and upsampled (bilinear), so a digit moves as
+        one piece; and with layers, the key frames' layer logits (B, 2 * layers, H, W), else None."""
         b, _, h, w = first.shape
         ys = torch.linspace(-1, 1, h, device=first.device, dtype=first.dtype)
         xs = torch.linspace(-1, 1, w, device=first.device, dtype=first.dtype)
@@ -185,36 +190,56 @@ class WarpInbetweenGenerator(nn.Module):
             if i == 1 and self.match is not None:  # at 1/4 of the side
                 x = x + self.match_in(self.cost_volume(first, last))
         x = self.mid(x)
+        at_top = x if self.top == len(self.down) else None
         for up in self.up:
             skip = skips.pop()
             x = up(torch.cat([F.interpolate(x, size=skip.shape[-2:], mode="nearest"), skip], 1))
-        x = self.out(x).float()
+            if len(skips) == self.top:
+                at_top = x
+        out = self.out(at_top).float()
         if self.grid > 1:
-            x = F.interpolate(x, size=(h, w), mode="bilinear", align_corners=False)
-        return x.view(b, self.frames - 2, 5, h, w).permute(0, 1, 3, 4, 2)
+            out = F.interpolate(out, size=(h, w), mode="bilinear", align_corners=False)
+        seg = self.seg(x).float() if self.seg is not None else None
+        return out.view(b, self.frames - 2, 5 * self.layers, h, w).permute(0, 1, 3, 4, 2), seg
 
     def forward(self, first: torch.Tensor, last: torch.Tensor, pyramid: bool = False) -> torch.Tensor:
         """Middle frames (B, 1, T-2, H, W); with pyramid, (1 + len(sigmas), B, 1, T-2, H, W): the frames and
-        the same motion applied to the blurred key frames."""
+        the same motion applied to the blurred key frames.
+
+        With `layers` K > 1 each key frame is split into K layers (a softmax per pixel), each layer moves with
+        its own flows and mask, and the frame is their sum (layered motion, Wang & Adelson 1994): two digits
+        that cross need no flow field that changes at their edges, and a blurred level blurs one layer, so its
+        pull leads a flow to its own digit, not to the middle of both."""
         b, _, h, w = first.shape
-        t = self.frames - 2
-        out = self.motion(first, last).reshape(b * t, h, w, 5)
+        t, k = self.frames - 2, self.layers
+        motion, seg = self.motion(first, last)
+        out = motion.reshape(b, t, h, w, k, 5).permute(0, 1, 4, 2, 3, 5)  # (B, T', K, H, W, 5)
         ys = torch.linspace(-1, 1, h, device=first.device)
         xs = torch.linspace(-1, 1, w, device=first.device)
         gy, gx = torch.meshgrid(ys, xs, indexing="ij")
         grid = torch.stack([gx, gy], -1)  # grid_sample's (x, y) order
-        when = torch.linspace(0, 1, self.frames, device=out.device)[1:-1].repeat(b).view(-1, 1, 1)  # frame times
-        mask = torch.sigmoid(out[..., 4] + torch.logit(1 - when)).unsqueeze(1)  # the cross-fade's weight at zero
-        g0, g1 = grid + out[..., 0:2], grid + out[..., 2:4]
-        keys = [(first.float() + 1, last.float() + 1)]  # 0 on black, which is what sampling outside gives
+        when = torch.linspace(0, 1, self.frames, device=out.device)[1:-1].view(1, -1, 1, 1, 1)  # frame times
+        mask = torch.sigmoid(out[..., 4] + torch.logit(1 - when)).unsqueeze(3)  # (B, T', K, 1, H, W)
+        a, c = first.float() + 1, last.float() + 1  # 0 on black, which is what sampling outside gives
+        if seg is not None:  # (B, K, H, W) layers of each key frame, summing to the frame
+            a, c = a * seg[:, :k].softmax(1), c * seg[:, k:].softmax(1)
+        levels = [(a, c)]
         if pyramid:
-            keys += [(gaussian_blur(keys[0][0], s), gaussian_blur(keys[0][1], s)) for s in self.sigmas]
-        frames = []
-        for a, c in keys:
-            a, c = a.repeat_interleave(t, 0), c.repeat_interleave(t, 0)  # (B*T', 1, H, W)
-            y = mask * F.grid_sample(a, g0, align_corners=True) + (1 - mask) * F.grid_sample(c, g1, align_corners=True)
-            frames.append((y - 1).view(b, t, 1, h, w).transpose(1, 2))  # (B, 1, T', H, W)
-        return torch.stack(frames) if pyramid else frames[0]
+            levels += [(gaussian_blur(a.reshape(-1, 1, h, w), s).view(b, k, h, w),
+                        gaussian_blur(c.reshape(-1, 1, h, w), s).view(b, k, h, w)) for s in self.sigmas]
+        n = len(levels)
+
+        def sample(key: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
+            """Every level of one key frame's layers at grid + flow: (B, T', K, n, H, W); one grid_sample."""
+            src = key.unsqueeze(1).expand(b, t, k, n, h, w).reshape(b * t * k, n, h, w)
+            return F.grid_sample(src, (grid + flow).reshape(b * t * k, h, w, 2),
+                                 align_corners=True).view(b, t, k, n, h, w)
+
+        a = torch.stack([lv[0] for lv in levels], 2)  # (B, K, n, H, W)
+        c = torch.stack([lv[1] for lv in levels], 2)
+        y = (mask * sample(a, out[..., 0:2]) + (1 - mask) * sample(c, out[..., 2:4])).sum(2)  # (B, T', n, H, W)
+        frames = (y - 1).permute(2, 0, 1, 3, 4).unsqueeze(2)  # (n, B, 1, T', H, W)
+        return frames if pyramid else frames[0]
 
 
 class PredictGenerator(nn.Module):
@@ -339,7 +364,7 @@ def build_clip_models(cfg) -> tuple[nn.Module, ClipDiscriminator]:
         G = PredictGenerator(cfg.frames, cfg.size, cfg.g_width, cfg.z_dim)
     elif cfg.task == "inbetween" and getattr(cfg, "synthesis", "paint") == "warp":
         G = WarpInbetweenGenerator(cfg.frames, cfg.size, cfg.g_width, getattr(cfg, "flow_grid", 1),
-                                   getattr(cfg, "cost_volume", False))
+                                   getattr(cfg, "cost_volume", False), getattr(cfg, "layers", 1))
     elif cfg.task == "inbetween":
         G = InbetweenGenerator(cfg.frames, cfg.size, cfg.g_width, cfg.base)
     else:

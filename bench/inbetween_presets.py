@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import argparse
 import platform
-import time
+import sys
 from pathlib import Path
 
 import torch
@@ -57,10 +57,24 @@ def verdicts(m: dict) -> tuple[list[str], bool]:
     return [f"- {text}: **{'met' if ok else 'missed'}**" for ok, text in checks], all(ok for ok, _ in checks)
 
 
+def saved_evaluation(run: Path, n: int) -> dict | None:
+    """The run's last `clip evaluate` record of its latest checkpoint on `n` test clips (seed 0), if any."""
+    from ganimate.checkpoint import list_checkpoints
+    from ganimate.runs import read_jsonl
+
+    step = int(list_checkpoints(run)[-1].stem.split("_")[-1])
+    found = [r for r in read_jsonl(run / "metrics.jsonl", print)
+             if "methods" in r and r.get("step") == step and r.get("n") == n and r.get("seed") == 0]
+    if found:
+        print(f"{run}: the evaluation of step {step:,} from {found[-1].get('date', 'an earlier call')} (--reuse)")
+    return found[-1] if found else None
+
+
 def run_section(run: Path, args, strips: Path) -> tuple[str, dict]:
-    t = time.perf_counter()
-    r = evaluate_clips(ClipEvaluateConfig(run=str(run), n=args.n, device="cpu"))
-    eval_s = time.perf_counter() - t
+    r = saved_evaluation(run, args.n) if args.reuse else None
+    if r is None:
+        r = evaluate_clips(ClipEvaluateConfig(run=str(run), n=args.n, device="cpu"))
+    eval_s = r["eval_s"]
     name = run.name.removeprefix("clip-")
     strip(run, strips / f"{name}.png")
     s = training_summary(run)
@@ -106,6 +120,8 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=1000, help="test clips")
     ap.add_argument("--threads", type=int, default=1, help="threads of the evaluation")
     ap.add_argument("--out", default="reports/video_from_images.md")
+    ap.add_argument("--reuse", action="store_true", help="take a run's saved `clip evaluate` record of its latest "
+                    "checkpoint on --n clips instead of evaluating again")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     out = Path(args.out)
@@ -123,9 +139,13 @@ def main() -> None:
         "predicts, for every middle frame, a flow into each key frame and a blend mask, and the frame is the key "
         "frames' own pixels moved along those flows, so a digit is moved rather than repainted. It learns the "
         "flows from the L1 loss of the frames it composes, also from blurred key frames (σ = 2, 4, 8 and, at 64, "
-        "16 px), whose wide tails give a gradient to a flow that points at empty canvas.",
+        "16 px), whose wide tails give a gradient to a flow that points at empty canvas. With `--layers 2` (the "
+        "64×64 preset) each key frame is first split into two layers by a learned per-pixel softmax, each layer "
+        "moves with its own flows and mask, and the frame is their sum: two digits that cross need no flow field "
+        "that changes at their edges, and each blurred level blurs one layer, so its pull leads a flow to its own "
+        "digit rather than to the middle of both.",
         "",
-        f"Command: `OMP_NUM_THREADS={args.threads} python bench/inbetween_presets.py --threads {args.threads}` on "
+        f"Command: `OMP_NUM_THREADS={args.threads} python bench/inbetween_presets.py {' '.join(sys.argv[1:])}` on "
         f"{platform.processor() or platform.machine()}, torch {torch.__version__}, CPU (2 cores). Metrics as "
         "above; for clips of two digits, digit identity and crop FD use a 28×28 crop at each digit's true position "
         "in each frame (the clip generator's paths), every digit read on its own; the true frames score below 1 "

@@ -526,7 +526,7 @@ def test_digit_crops_at_true_positions_of_several_digits():
 
 def test_a_warp_run_of_two_digits_is_scored_digit_by_digit(real_data, tmp_path):
     run = fit_clips(tiny_clip_config(tmp_path, "warp2", dataset="moving-mnist", task="inbetween", synthesis="warp",
-                                     size=64, digits=2, max_steps=2))
+                                     size=64, digits=2, max_steps=2, layers=2, flow_grid=4))  # the preset's G
     r = evaluate_clips(ClipEvaluateConfig(run=str(run), n=8, device="cpu"))
     assert set(r["methods"]) == {"model", "crossfade", "optical_flow"} and "n/a" not in r
     assert r["identity_true_frames"] > 0.8  # each of the two digits read where it is, crossings included

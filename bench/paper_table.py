@@ -27,9 +27,11 @@ PAPER_1NN = "DCGAN (Radford et al. 2015, §8.1): 1-NN on 50K generated samples 2
 def train_and_evaluate(name: str, dataset: str, bn_affine: bool, args, seed: int) -> dict:
     run_dir = Path(args.out_dir) / name
     cfg = TrainConfig(dataset=dataset, out=str(run_dir), arch="paper", conditional=True, bn_affine=bn_affine,
-                      epochs=args.epochs, seed=seed, precision=args.precision, progress=False)
+                      epochs=args.epochs, max_steps=args.max_steps, seed=seed, precision=args.precision,
+                      progress=False)
     done = run_dir / "paper_table.json"
-    if args.reuse and done.is_file() and json.loads(done.read_text()).get("epochs") == args.epochs:
+    budget = {"epochs": args.epochs, "max_steps": args.max_steps}
+    if args.reuse and done.is_file() and {k: json.loads(done.read_text()).get(k) for k in budget} == budget:
         print(f"{name}: reusing {done}")
         return json.loads(done.read_text())
     t0 = time.perf_counter()
@@ -38,8 +40,9 @@ def train_and_evaluate(name: str, dataset: str, bn_affine: bool, args, seed: int
     # The evaluation's own seed stays fixed, so rows differ only by the training seed.
     record = run_evaluate(EvaluateConfig(run=str(run_dir), n=args.n, nn1_sizes=args.nn1_sizes, seed=0))
     steps = json.loads((run_dir / "stats.jsonl").read_text().splitlines()[-1])["step"]
-    row = {"name": name, "dataset": dataset, "bn_affine": bn_affine, "seed": seed, "epochs": args.epochs,
-           "steps": steps, "train_s": train_s, **record}
+    # the evaluation's record first: its own "seed" (0) must not hide the training seed
+    row = {**record, "name": name, "dataset": dataset, "bn_affine": bn_affine, "seed": seed, "epochs": args.epochs,
+           "max_steps": args.max_steps, "steps": steps, "train_s": train_s}
     done.write_text(json.dumps(row, indent=1))
     return row
 
@@ -84,14 +87,19 @@ def batch_norm_section(mnist: list[dict], n_big: int) -> str:
         with_wins = (mean_a < mean_b) == (sense == "lower")
         better = "tie" if mean_a == mean_b else "with" if with_wins else "without"
         lines.append(f"| {label} | {fmt(mean_a)} ± {fmt(sd(a, mean_a))} | {fmt(mean_b)} ± {fmt(sd(b, mean_b))} | "
-                     f"{better} | {p_value:.3f} |")
+                     f"{better} | {'–' if p_value != p_value else f'{p_value:.3f}'} |")
         verdicts.append((label, better, p_value))
     clear = [(label, better) for label, better, p_value in verdicts if p_value < 0.05]
     said = ("; ".join(f"{label}: {better}" for label, better in clear) if clear
-            else "no metric separates the two settings at p < 0.05")
+            else "none (no metric separates the two settings)")
     return (head + f"Here, {n} training seeds per setting (mean ± sample standard deviation over seeds; Welch's "
             f"two-sided t-test between the settings):\n\n" + "\n".join(lines) + "\n\n"
             f"Differences at p < 0.05: {said}.\n")
+
+
+def budget(rows: list[dict]) -> str:
+    steps = sorted({r["steps"] for r in rows})
+    return f"{rows[0]['epochs']} epoch(s)" if rows[0].get("max_steps") is None else f"{'/'.join(map(str, steps))} steps"
 
 
 def write_report(rows: list[dict], args, path: Path) -> None:
@@ -107,8 +115,11 @@ def write_report(rows: list[dict], args, path: Path) -> None:
                  num(r0.get("cas_real"), ".4f"), "–", "–"]
         lines.append("| " + " | ".join(real) + " |")
         for r in (r for r in rows if r["dataset"] == dataset):
-            cells = [f"{r['name']} (seed {r['seed']})", dataset, "yes" if r["bn_affine"] else "no",
-                     f"{r['epochs']} epochs ({r['steps']:,} steps)", f"{r['train_s'] / 60:.1f} min"]
+            trained = f"{r['steps']:,} steps"
+            if r.get("max_steps") is None:
+                trained = f"{r['epochs']} epochs ({trained})"
+            cells = [f"{r['name']} (seed {r['seed']})", dataset, "yes" if r["bn_affine"] else "no", trained,
+                     f"{r['train_s'] / 60:.1f} min"]
             cells += [pct(r.get(f"nn1_error_{n}")) for n in sizes]
             cells += [num(r.get("fd")), num(r.get("class_acc"), ".4f"), num(r.get("cas"), ".4f"),
                       num(r.get("precision")), num(r.get("recall"))]
@@ -124,7 +135,7 @@ Written by `python bench/paper_table.py {' '.join(args.argv)}` on {time.strftime
 
 Conditional DCGANs with the paper's architecture (`--arch paper --conditional`), seed(s) {', '.join(map(str, seeds))},
 batch 128, Adam 2e-4 / β1 0.5, EMA generator for every sample; the same seeds and steps for every
-setting. The paper trained 50 epochs; these runs are {args.epochs} epoch(s) each on a 2-core CPU, so
+setting. The paper trained 50 epochs; these runs are {budget(rows)} each on a 2-core CPU, so
 they show where a short run stands, not the paper's end point.
 
 {chr(10).join(lines)}
@@ -157,6 +168,7 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--max-steps", type=int, default=None, help="stop each run at this step (a smoke test)")
     parser.add_argument("--seeds", default="", help="comma-separated training seeds: both batch-norm settings "
                         "for each, reported with means and spreads (overrides --seed)")
     parser.add_argument("--reuse", action="store_true", help="reuse a run's saved paper_table.json (same epochs)")

@@ -250,6 +250,8 @@ def _architecture(run: Run) -> str:
     how = ""
     if c.get("task") == "inbetween":
         how = " warping the key frames" if c.get("synthesis") == "warp" else f" on {c.get('base')}"
+        if c.get("synthesis") == "warp" and c.get("layers", 1) > 1:
+            how += f" in {c['layers']} motion layers"
     return f"{c.get('task')} clip GAN{how}, {widths}"
 
 

@@ -97,7 +97,7 @@ def run_section(run: Path, args, strips: Path) -> tuple[str, dict]:
         f"{s['threads']} thread(s); evaluation {eval_s:.0f} s on {r['n']} test clips "
         f"(test digits, seed {r['seed']}).{stopped}",
         "",
-        f"Trained with `OMP_NUM_THREADS={s['threads']} {train_command(c)}`"
+        f"Trained with `OMP_NUM_THREADS={s['threads']} {train_command({**c, 'out': str(run)})}`"
         + (f" (the settings of `--preset {preset}`)." if preset else "."),
         "",
         "Targets:",

@@ -223,11 +223,13 @@ class WarpInbetweenGenerator(nn.Module):
         a, c = first.float() + 1, last.float() + 1  # 0 on black, which is what sampling outside gives
         if seg is not None:  # (B, K, H, W) layers of each key frame, summing to the frame
             a, c = a * seg[:, :k].softmax(1), c * seg[:, k:].softmax(1)
-        levels = [(a, c)]
-        if pyramid:
-            levels += [(gaussian_blur(a.reshape(-1, 1, h, w), s).view(b, k, h, w),
-                        gaussian_blur(c.reshape(-1, 1, h, w), s).view(b, k, h, w)) for s in self.sigmas]
-        n = len(levels)
+        sigmas = self.sigmas if pyramid else ()
+        n = 1 + len(sigmas)
+
+        def with_levels(key: torch.Tensor) -> torch.Tensor:
+            """(B, K, H, W) -> (B, K, n, H, W): the layers, then each blurred at every sigma of the pyramid."""
+            flat = key.reshape(-1, 1, h, w)
+            return torch.stack([key, *(gaussian_blur(flat, s).view(b, k, h, w) for s in sigmas)], 2)
 
         def sample(key: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
             """Every level of one key frame's layers at grid + flow: (B, T', K, n, H, W); one grid_sample."""
@@ -235,8 +237,7 @@ class WarpInbetweenGenerator(nn.Module):
             return F.grid_sample(src, (grid + flow).reshape(b * t * k, h, w, 2),
                                  align_corners=True).view(b, t, k, n, h, w)
 
-        a = torch.stack([lv[0] for lv in levels], 2)  # (B, K, n, H, W)
-        c = torch.stack([lv[1] for lv in levels], 2)
+        a, c = with_levels(a), with_levels(c)
         y = (mask * sample(a, out[..., 0:2]) + (1 - mask) * sample(c, out[..., 2:4])).sum(2)  # (B, T', n, H, W)
         frames = (y - 1).permute(2, 0, 1, 3, 4).unsqueeze(2)  # (n, B, 1, T', H, W)
         return frames if pyramid else frames[0]

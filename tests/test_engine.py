@@ -99,3 +99,25 @@ def test_max_minutes_stops_with_a_checkpoint_and_a_finished_run_is_refused(train
     assert latest(run)["step"] == 2
     with pytest.raises(GanimateError, match="already at step 2"):
         train(trainer, resume_config(run, {}, cls), resume=True)
+
+
+def test_lr_decay_falls_to_zero_and_a_resume_may_add_it(tmp_path):
+    """--lr-decay N: the rates fall linearly over the last N steps; a run resumed with the decay added (before
+    the decay starts) ends where a run with it from the start ends, whatever rates its checkpoint saved."""
+    assert [engine.lr_factor(s, 6, 4) for s in range(6)] == [1.0, 1.0, 1.0, 0.75, 0.5, 0.25]
+    assert engine.lr_factor(5, 6, 0) == 1.0
+    cls = type(config("image", tmp_path, "x"))
+    full = train("image", config("image", tmp_path, "full", lr_decay=4))
+    lrs = [g["lr"] for g in latest(full)["opt_G"]["param_groups"]]
+    assert lrs == [pytest.approx(6e-4 * 0.25)]  # the fast arch's lr_g, at the last step's factor
+    assert "decaying linearly to zero from step 2" in (full / "log.txt").read_text()
+
+    part = train("image", config("image", tmp_path, "part", max_steps=2))
+    train("image", resume_config(part, {"max_steps": 6, "lr_decay": 4}, cls), resume=True)
+    assert_same_state(latest(full), latest(part))
+    const = latest(train("image", config("image", tmp_path, "const")))["G"]
+    assert any(not torch.equal(t, latest(full)["G"][k]) for k, t in const.items())  # the decay changed the weights
+
+    with pytest.raises(GanimateError, match="--lr-decay 7 is more than the run's 6 steps"):
+        train("image", config("image", tmp_path, "long", lr_decay=7))
+    assert not (tmp_path / "long").exists()

@@ -120,6 +120,8 @@ class TrainBase:
     batch_size: int = option("samples per step", positive=True, default=64)
     lr_g: float | None = option("Adam learning rate of G", positive=True, default=2e-4)
     lr_d: float | None = option("Adam learning rate of D", positive=True, default=2e-4)
+    lr_decay: int = option("decay both learning rates linearly to zero over the last N steps of the run (0: constant "
+                           "rates); a resumed run may add or change it", nonneg=True, default=0)
     beta1: float = option("Adam beta1", unit=True, default=0.5)
     beta2: float = option("Adam beta2", unit=True, default=0.999)
     ema_decay: float = option("decay per step of the moving average of G used for samples and evaluation",
@@ -153,7 +155,7 @@ class TrainBase:
                                    "the data start afresh, so a model trained on one setting is fine-tuned on "
                                    "another. The networks must have the same shapes", default=None)
 
-    RESUMABLE = ("max_steps", "max_minutes", "log_every", "sample_every", "checkpoint_every", "eval_every",
+    RESUMABLE = ("max_steps", "max_minutes", "lr_decay", "log_every", "sample_every", "checkpoint_every", "eval_every",
                  "keep_checkpoints", "device", "data_dir", "progress", "report", "report_every", "tensorboard",
                  "precision", "sync_bn", "dist_timeout")
 

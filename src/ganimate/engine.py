@@ -162,6 +162,12 @@ class _StopOnSigint:
             signal.signal(signal.SIGINT, self.previous)
 
 
+def lr_factor(step: int, total: int, decay: int) -> float:
+    """The learning rates' factor for the step after `step` steps of `total`: 1, then with `decay` > 0 falling
+    linearly over the last `decay` steps (1 at the first of them, 1/decay at the last)."""
+    return 1.0 if decay <= 0 else min(1.0, (total - step) / decay)
+
+
 def _every(step: int, n: int) -> bool:
     return bool(n) and step % n == 0
 
@@ -215,6 +221,8 @@ def _run(cfg, make_task, world: World, device: torch.device, resume: bool, overw
                                      betas=(cfg.beta1, cfg.beta2), seed=cfg.seed, ema=getattr(cfg, "ema", True),
                                      precision=cfg.precision, device=device, loss=getattr(cfg, "loss", "bce"),
                                      r1=getattr(cfg, "r1", 0.0))
+    if cfg.lr_decay > total:
+        raise GanimateError(f"--lr-decay {cfg.lr_decay:,} is more than the run's {total:,} steps")
     step, elapsed = gan.resume(state, ckpt_path, device, total, more)
     if state is None and getattr(cfg, "init_from", None):
         source = resolve_checkpoint(cfg.init_from) if Path(cfg.init_from).is_dir() else Path(cfg.init_from)
@@ -268,7 +276,8 @@ def _train(cfg, task, gan: GanState, log, run_dir: Path, device, step: int, tota
         log(f"distributed: {world.size} processes ({world.backend}), {world.local_batch(cfg.batch_size)} of the "
             f"global batch of {cfg.batch_size} each, batch norm "
             f"{'synchronised over the global batch' if cfg.sync_bn else 'per process (--no-sync-bn)'}")
-    log((f"{spe:,} steps per epoch, " if spe else "") + f"training to step {total:,}")
+    log((f"{spe:,} steps per epoch, " if spe else "") + f"training to step {total:,}" +
+        (f", learning rates decaying linearly to zero from step {total - cfg.lr_decay:,}" if cfg.lr_decay else ""))
     task.start(run_dir)
 
     t_start = time.perf_counter()
@@ -323,6 +332,7 @@ def _train(cfg, task, gan: GanState, log, run_dir: Path, device, step: int, tota
         log.bar_active = lambda: not bar.disable  # print through the bar while it shows
         try:
             for batch in task.batches(step):
+                gan.scale_lr(lr_factor(step, total, cfg.lr_decay))
                 stats = task.train_step(batch)
                 step += 1
                 skipped = stats.pop("skipped", 0.0)

@@ -508,34 +508,6 @@ def test_motion_layers_move_two_digits_their_own_ways():
     assert g(first, last, pyramid=True).shape == (1 + len(g.sigmas), 1, 1, 1, 32, 32)
 
 
-def test_shift_layers_move_as_one_piece_by_their_attention_weighted_mean_flow():
-    g = WarpInbetweenGenerator(frames=3, size=32, width=4, layers=2, shift=True)
-    first = -torch.ones(1, 1, 32, 32)
-    first[0, 0, 4:10, 8:12] = 1  # bar A, top: layer 0
-    first[0, 0, 20:26, 8:12] = 0.5  # bar B, bottom: layer 1
-    seg = torch.full((1, 4, 32, 32), -20.0)
-    seg[0, 0, :16] = seg[0, 1, 16:] = 20.0
-    seg[0, 2:] = 0.0
-    motion = torch.zeros(1, 1, 32, 32, 12)  # per layer: flow into first (x, y), into last, mask, attention logit
-    motion[..., 0] = torch.linspace(-1, 1, 32).view(1, 1, 1, 32) * 3  # layer 0: a flow field all over the place...
-    motion[0, 0, 0:2, 0:2, 0] = -5 * 2 / 31  # ...but where its attention looks, 5 px right
-    motion[0, 0, 0:2, 0:2, 5] = 30.0
-    motion[..., 6] = 3 * 2 / 31  # layer 1: 3 px left everywhere (uniform attention)
-    motion[..., 4] = motion[..., 10] = 50.0  # both wholly from the first frame
-    g.motion = lambda a, b: (motion, seg)
-    mid = g(first, -torch.ones(1, 1, 32, 32))[0, 0, 0]
-    expect = -torch.ones(32, 32)
-    expect[4:10, 13:17] = 1
-    expect[20:26, 5:9] = 0.5
-    assert torch.allclose(mid, expect, atol=1e-4)
-    # untrained (zero output layer): the cross-fade, as every warp G
-    g = WarpInbetweenGenerator(frames=4, size=32, width=4, layers=2, shift=True)
-    torch.nn.init.zeros_(g.out.weight), torch.nn.init.zeros_(g.out.bias)
-    a, b = torch.rand(2, 1, 32, 32) * 2 - 1, torch.rand(2, 1, 32, 32) * 2 - 1
-    fade = torch.stack([(2 / 3) * a + (1 / 3) * b, (1 / 3) * a + (2 / 3) * b], 2)
-    assert torch.allclose(g(a, b), fade, atol=1e-5)
-
-
 def test_digit_crops_at_true_positions_of_several_digits():
     images, labels = _pool(4)
     frames = np.zeros((1, 2, 1, 1, 64, 64), np.uint8)  # (K, N, T, 1, H, W)

@@ -68,11 +68,6 @@ class ClipTrainConfig(TrainBase):
     layers: int = option("inbetween --synthesis warp: motion layers: each key frame is split into N layers that "
                          "move on their own and are summed (2 for two digits that cross; 1: one flow field)",
                          positive=True, default=1)
-    layer_motion: str = option("inbetween --synthesis warp: how each layer moves: flow (a flow field, so parts "
-                               "of it may move differently) | shift (as one piece: one shift into each key frame per "
-                               "frame, the mean of its flow field weighted by a learned attention map; a sprite that "
-                               "only translates, as Moving MNIST's digits do, stays whole)", choices=("flow", "shift"),
-                               default="flow")
     z_dim: int = option("noise size of the predict generator", positive=True, default=32)
     g_width: int = option("channels of G's full-resolution layers", positive=True, default=16)
     d_width: int = option("channels of D's first layer", positive=True, default=16)
@@ -101,8 +96,6 @@ class ClipTrainConfig(TrainBase):
         if self.flow_grid & (self.flow_grid - 1) or self.flow_grid > 2 ** spatial_plan(self.size):
             raise GanimateError(f"--flow-grid must be a power of 2 up to {2 ** spatial_plan(self.size)} for --size "
                                 f"{self.size}, got {self.flow_grid}")
-        if self.layer_motion == "shift" and (self.task != "inbetween" or self.synthesis != "warp"):
-            raise GanimateError("--layer-motion shift is for --task inbetween --synthesis warp")
         if self.frames < 3:
             raise GanimateError(f"--frames must be at least 3, got {self.frames}")
         if self.task == "forecast":

@@ -140,13 +140,12 @@ class WarpInbetweenGenerator(nn.Module):
     """
 
     def __init__(self, frames: int = 10, size: int = 32, width: int = 32, grid: int = 1, match: bool = False,
-                 layers: int = 1, shift: bool = False):
+                 layers: int = 1):
         super().__init__()
         levels = spatial_plan(size)
         if grid not in [2**i for i in range(levels + 1)]:
             raise ValueError(f"flow grid {grid} must be a power of 2 of at most {2**levels} for side {size}")
-        self.frames, self.size, self.grid, self.layers, self.shift = frames, size, grid, layers, shift
-        self.per = 6 if shift else 5  # output channels per frame and layer: 2 flows, 1 mask (, 1 attention logit)
+        self.frames, self.size, self.grid, self.layers = frames, size, grid, layers
         self.sigmas = tuple(2.0**i for i in range(1, 8) if 2**i <= size / 4)  # 2, 4, 8 (and 16 from 64 px)
         ws = _widths(width, levels)
         self.top = top = grid.bit_length() - 1  # the flows' level: 1/grid of the side
@@ -156,7 +155,7 @@ class WarpInbetweenGenerator(nn.Module):
         self.mid = nn.Sequential(_block2d(ws[-1], ws[-1]), _block2d(ws[-1], ws[-1]))
         lowest = top if layers == 1 else 0  # layers: the segmentation needs the full resolution
         self.up = nn.ModuleList(_block2d(ws[i + 1] + ws[i], ws[i]) for i in reversed(range(lowest, levels)))
-        self.out = nn.Conv2d(ws[top], self.per * layers * (frames - 2), 3, 1, 1)
+        self.out = nn.Conv2d(ws[top], 5 * layers * (frames - 2), 3, 1, 1)  # per frame and layer: 2 flows, 1 mask
         # layers: which layer each key-frame pixel belongs to (a softmax over layers, for first and for last)
         self.seg = nn.Conv2d(ws[0], 2 * layers, 3, 1, 1) if layers > 1 else None
         self.match = None
@@ -177,10 +176,9 @@ class WarpInbetweenGenerator(nn.Module):
         return (f0.unsqueeze(2) * shifted).sum(1) / c ** 0.5
 
     def motion(self, first: torch.Tensor, last: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """(B, T-2, H, W, per * layers): per middle frame and layer the flows into first and last (canvas units, x
-        then y), the mask logit (and with shift the attention logit), predicted at 1/grid of the side and
-        upsampled (bilinear), so a digit moves as one piece; and with layers, the key frames' layer logits
-        (B, 2 * layers, H, W), else None."""
+        """(B, T-2, H, W, 5 * layers): per middle frame and layer the flows into first and last (canvas units, x
+        then y) and the mask logit, predicted at 1/grid of the side and upsampled (bilinear), so a digit moves as
+        one piece; and with layers, the key frames' layer logits (B, 2 * layers, H, W), else None."""
         b, _, h, w = first.shape
         ys = torch.linspace(-1, 1, h, device=first.device, dtype=first.dtype)
         xs = torch.linspace(-1, 1, w, device=first.device, dtype=first.dtype)
@@ -202,7 +200,7 @@ class WarpInbetweenGenerator(nn.Module):
         if self.grid > 1:
             out = F.interpolate(out, size=(h, w), mode="bilinear", align_corners=False)
         seg = self.seg(x).float() if self.seg is not None else None
-        return out.view(b, self.frames - 2, self.per * self.layers, h, w).permute(0, 1, 3, 4, 2), seg
+        return out.view(b, self.frames - 2, 5 * self.layers, h, w).permute(0, 1, 3, 4, 2), seg
 
     def forward(self, first: torch.Tensor, last: torch.Tensor, pyramid: bool = False) -> torch.Tensor:
         """Middle frames (B, 1, T-2, H, W); with pyramid, (1 + len(sigmas), B, 1, T-2, H, W): the frames and
@@ -211,15 +209,11 @@ class WarpInbetweenGenerator(nn.Module):
         With `layers` K > 1 each key frame is split into K layers (a softmax per pixel), each layer moves with
         its own flows and mask, and the frame is their sum (layered motion, Wang & Adelson 1994): two digits
         that cross need no flow field that changes at their edges, and a blurred level blurs one layer, so its
-        pull leads a flow to its own digit, not to the middle of both. With `shift`, every layer moves as one
-        piece: its flows and mask are replaced by their means under a softmax attention over the pixels."""
+        pull leads a flow to its own digit, not to the middle of both."""
         b, _, h, w = first.shape
         t, k = self.frames - 2, self.layers
         motion, seg = self.motion(first, last)
-        out = motion.reshape(b, t, h, w, k, self.per).permute(0, 1, 4, 2, 3, 5)  # (B, T', K, H, W, per)
-        if self.shift:
-            att = out[..., 5].reshape(b, t, k, h * w).softmax(-1).view(b, t, k, h, w, 1)
-            out = (att * out[..., :5]).sum((3, 4), keepdim=True).expand(b, t, k, h, w, 5)
+        out = motion.reshape(b, t, h, w, k, 5).permute(0, 1, 4, 2, 3, 5)  # (B, T', K, H, W, 5)
         ys = torch.linspace(-1, 1, h, device=first.device)
         xs = torch.linspace(-1, 1, w, device=first.device)
         gy, gx = torch.meshgrid(ys, xs, indexing="ij")
@@ -371,8 +365,7 @@ def build_clip_models(cfg) -> tuple[nn.Module, ClipDiscriminator]:
         G = PredictGenerator(cfg.frames, cfg.size, cfg.g_width, cfg.z_dim)
     elif cfg.task == "inbetween" and getattr(cfg, "synthesis", "paint") == "warp":
         G = WarpInbetweenGenerator(cfg.frames, cfg.size, cfg.g_width, getattr(cfg, "flow_grid", 1),
-                                   getattr(cfg, "cost_volume", False), getattr(cfg, "layers", 1),
-                                   getattr(cfg, "layer_motion", "flow") == "shift")
+                                   getattr(cfg, "cost_volume", False), getattr(cfg, "layers", 1))
     elif cfg.task == "inbetween":
         G = InbetweenGenerator(cfg.frames, cfg.size, cfg.g_width, cfg.base)
     else:

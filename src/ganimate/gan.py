@@ -123,13 +123,12 @@ class GanState:
     world: World = field(default_factory=World)
     G_step: torch.nn.Module | None = None
     D_step: torch.nn.Module | None = None
-    base_lr: tuple[float, float] = (0.0, 0.0)  # (G, D): the rates `scale_lr` scales
+    base_lr: tuple[float, float] = field(init=False)  # (G, D): the optimisers' rates as built; `scale_lr` scales them
 
     def __post_init__(self):
         self.G_step = self.G_step or self.G
         self.D_step = self.D_step or self.D
-        if self.base_lr == (0.0, 0.0):
-            self.base_lr = (self.opt_G.param_groups[0]["lr"], self.opt_D.param_groups[0]["lr"])
+        self.base_lr = (self.opt_G.param_groups[0]["lr"], self.opt_D.param_groups[0]["lr"])
 
     def scale_lr(self, factor: float) -> None:
         """Set both optimisers' learning rates to `factor` times the run's own (a checkpoint's saved rates are

@@ -13,6 +13,7 @@ digit identity of the generated frames at least optical flow's, and crop FD no w
 from __future__ import annotations
 
 import argparse
+import json
 import platform
 import sys
 from pathlib import Path
@@ -58,13 +59,16 @@ def verdicts(m: dict) -> tuple[list[str], bool]:
 
 
 def saved_evaluation(run: Path, n: int) -> dict | None:
-    """The run's last `clip evaluate` record of its latest checkpoint on `n` test clips (seed 0), if any."""
+    """The run's last `clip evaluate` record of its latest checkpoint on `n` test clips (seed 0) with the run's
+    own --views, if any."""
     from ganimate.checkpoint import list_checkpoints
     from ganimate.runs import read_jsonl
 
     step = int(list_checkpoints(run)[-1].stem.split("_")[-1])
+    views = json.loads((run / "config.json").read_text()).get("views", 1)
     found = [r for r in read_jsonl(run / "metrics.jsonl", print)
-             if "methods" in r and r.get("step") == step and r.get("n") == n and r.get("seed") == 0]
+             if "methods" in r and r.get("step") == step and r.get("n") == n and r.get("seed") == 0
+             and r.get("views", 1) == views]
     if found:
         print(f"{run}: the evaluation of step {step:,} from {found[-1].get('date', 'an earlier call')} (--reuse)")
     return found[-1] if found else None

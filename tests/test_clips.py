@@ -27,7 +27,13 @@ from ganimate.clips.train import fit_clips
 from ganimate.data.moving_mnist import DIGIT, MovingMNIST, clip_source, read_moving_mnist_npy, trajectories
 from ganimate.errors import DataError, GanimateError
 from ganimate.metrics.pixel import psnr, ssim
-from ganimate.models.clip import ClipDiscriminator, InbetweenGenerator, PredictGenerator, WarpInbetweenGenerator
+from ganimate.models.clip import (
+    ClipDiscriminator,
+    InbetweenGenerator,
+    PredictGenerator,
+    ViewEnsemble,
+    WarpInbetweenGenerator,
+)
 from ganimate.runs import resume_config
 
 
@@ -218,6 +224,8 @@ def test_bad_inputs_are_one_line_errors(runs, tmp_path, capsys):
         (("inbetween", between, good, small, "--out", out), "same size"),
         (("inbetween", predict, good, good, "--out", out), "predict run"),
         (("animate", between, "--image", good, "--out", out), "inbetween run"),
+        (("inbetween", between, good, good, "--views", "3", "--out", out), "--views must be"),
+        (("clip", "evaluate", predict, "--views", "2"), "--views is for --task inbetween"),
     ]
     for args, needle in cases:
         assert main([str(a) for a in args]) == 2, args
@@ -309,6 +317,44 @@ def test_evaluate_scores_model_and_baselines(runs):
     assert len(r["methods"]["crossfade"]["psnr_per_frame"]) == 2
     records = [json.loads(line) for line in (runs["inbetween"] / "metrics.jsonl").read_text().splitlines()]
     assert [x for x in records if "methods" in x] == [records[-1]] and records[-1] == json.loads(json.dumps(r))
+    r4 = evaluate_clips(ClipEvaluateConfig(run=str(runs["inbetween"]), n=6, views=4, device="cpu"))
+    assert r["views"] == 1 and r4["views"] == 4  # G averaged over 4 views of the same clips: other frames
+    assert r4["methods"]["model"]["psnr"] != r["methods"]["model"]["psnr"]
+    assert r4["methods"]["crossfade"] == r["methods"]["crossfade"]
+    assert "model (4 views)" in clip_tables(r4) and "model (4 views)" not in clip_tables(r)
+
+
+def test_a_run_with_two_views_validates_and_is_evaluated_with_them(tmp_path):
+    run = fit_clips(tiny_clip_config(tmp_path, "views", task="inbetween", synthesis="warp", views=2, max_steps=2))
+    assert json.loads((run / "config.json").read_text())["views"] == 2
+    assert any("val_psnr" in json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines())
+    assert evaluate_clips(ClipEvaluateConfig(run=str(run), n=4, device="cpu"))["views"] == 2  # the run's own
+    assert evaluate_clips(ClipEvaluateConfig(run=str(run), n=4, views=1, device="cpu"))["views"] == 1
+
+
+def test_view_ensemble_answers_each_symmetry_it_averages_exactly():
+    torch.manual_seed(0)
+    G = WarpInbetweenGenerator(frames=6, size=32, width=8, layers=2).eval()  # PyTorch's init: not symmetric
+    a, b = torch.rand(2, 1, 32, 32) * 2 - 1, torch.rand(2, 1, 32, 32) * 2 - 1
+    swap = lambda f, x, y: f(y, x).flip(2)  # noqa: E731  (the clip backwards)
+    mirror = lambda f, x, y: f(x.flip(-1), y.flip(-1)).flip(-1)  # noqa: E731
+    upside = lambda f, x, y: f(x.flip(-2), y.flip(-2)).flip(-2)  # noqa: E731
+    transpose = lambda f, x, y: f(x.mT, y.mT).mT  # noqa: E731
+    with torch.no_grad():
+        assert torch.equal(ViewEnsemble(G, 1)(a, b), G(a, b))
+        for views, held in [(2, [swap]), (4, [swap, mirror]), (8, [swap, mirror, upside]),
+                            (16, [swap, mirror, upside, transpose])]:
+            E = ViewEnsemble(G, views)
+            y = E(a, b)
+            assert y.shape == (2, 1, 4, 32, 32)
+            for sym in (swap, mirror, upside, transpose):
+                gap = (sym(E, a, b) - y).abs().max().item()
+                assert (gap < 1e-5) == (sym in held), (views, sym, gap)  # the views it has, and no others
+            assert (sym(G, a, b) - G(a, b)).abs().max() > 0.1  # G alone is not symmetric
+    with pytest.raises(ValueError, match="views"):
+        ViewEnsemble(G, 3)
+    with pytest.raises(GanimateError, match="--views"):
+        ClipTrainConfig(views=6)
 
 
 def test_clip_sources():

@@ -158,6 +158,8 @@ class InbetweenConfig:
     scale: int | None = option("integer upscaling of the frames (default: about 256 px)", default=None)
     resize: bool = option("resize square frames of another size (with a warning) instead of refusing", default=True)
     checkpoint: str | None = option("checkpoint file or step (default: latest)", default=None)
+    views: int | None = option("average G over this many symmetric views of the key frames (1, 2, 4, 8, 16; "
+                               "default: the run's --views)", default=None)
     device: str = option("auto | cpu | cuda | mps", default="auto")
 
     def __post_init__(self):
@@ -169,7 +171,7 @@ class InbetweenConfig:
 def inbetween(cfg: InbetweenConfig) -> list[Path]:
     """Write the clip first, generated middle frames, last; returns the paths written."""
     device = resolve_device(cfg.device)
-    G, run_cfg, _ = load_clip_generator(cfg.run, cfg.checkpoint, device=device)
+    G, run_cfg, _ = load_clip_generator(cfg.run, cfg.checkpoint, device=device, views=cfg.views)
     _check_task(cfg.run, run_cfg.task, "inbetween", "inbetween", "animate")
     (first, size_a), (last, size_b) = read_image(cfg.first), read_image(cfg.last)
     if size_a != size_b:

@@ -58,6 +58,8 @@ class ClipEvaluateConfig:
     samples: int = option("predict: noise samples per still (best-of-K)", default=10)
     seed: int = option("seed of the test clips and of the noise", default=0)
     checkpoint: str | None = option("checkpoint file or step (default: latest)", default=None)
+    views: int | None = option("inbetween: average G over this many symmetric views of the key frames (1, 2, 4, 8, "
+                               "16; default: the run's --views)", default=None)
     device: str = option("auto | cpu | cuda | mps", default="auto")
     json: bool = option("print the JSON record instead of the tables", default=False)
 
@@ -284,7 +286,7 @@ def evaluate_clips(cfg: ClipEvaluateConfig) -> dict:
 
     start = time.perf_counter()
     device = resolve_device(cfg.device)
-    G, run_cfg, step = load_clip_generator(cfg.run, cfg.checkpoint, device=device)
+    G, run_cfg, step = load_clip_generator(cfg.run, cfg.checkpoint, device=device, views=cfg.views)
     src = clip_source(run_cfg.dataset, "test", size=run_cfg.size, frames=run_cfg.frames, digits=run_cfg.digits,
                       data_dir=run_cfg.data_dir)
     corners = None
@@ -309,7 +311,7 @@ def evaluate_clips(cfg: ClipEvaluateConfig) -> dict:
     true_feats = None
     record = {"step": step, "task": task, "n": cfg.n, "seed": cfg.seed, "frames": run_cfg.frames,
               "size": run_cfg.size, "digits": run_cfg.digits, "dataset": run_cfg.dataset,
-              "samples": cfg.samples if task == "predict" else 1, "device": str(device),
+              "samples": cfg.samples if task == "predict" else 1, "views": run_cfg.views, "device": str(device),
               "threads": torch.get_num_threads(), "methods": {}}
     if dataset:
         sl = unknown_frames(task)
@@ -339,12 +341,14 @@ def clip_tables(r: dict) -> str:
         return forecast_tables(m)
     predict = r["task"] == "predict"
     k = r["samples"]
-    summary = {name: metric_rows(TASK, {"task": r["task"], "samples": k, **x}) for name, x in m.items()}
+    views = r.get("views", 1)
+    name_of = {n: f"model ({views} views)" if n == "model" and views > 1 else n for n in m}
+    summary = {name_of[n]: metric_rows(TASK, {"task": r["task"], "samples": k, **x}) for n, x in m.items()}
     if "identity_true_frames" in r:
         truth = {"digit identity": f"{r['identity_true_frames']:.3f}", "FD (crops)": "0"}
-        summary["true frames"] = [Row(row.label, truth.get(row.label, "-")) for row in summary["model"]]
+        summary["true frames"] = [Row(row.label, truth.get(row.label, "-")) for row in summary[name_of["model"]]]
     key = "psnr_best_per_frame" if predict else "psnr_per_frame"
-    head = {n: f"{n} ({'best-of-' + str(k) if predict and n == 'model' else 'PSNR'})" for n in m}
+    head = {n: f"{name_of[n]} ({'best-of-' + str(k) if predict and n == 'model' else 'PSNR'})" for n in m}
     frames = {str(1 + i): [Row(head[n], f"{m[n].get(key, m[n]['psnr_per_frame'])[i]:.2f}") for n in m]
               for i in range(len(m["model"][key]))}
     return format_table(summary, corner="method") + "\n\n" + format_table(frames, corner="frame")

@@ -10,7 +10,7 @@ import torch
 
 from ganimate.clips.config import ClipTrainConfig
 from ganimate.images import make_grid
-from ganimate.models.clip import build_clip_models
+from ganimate.models.clip import ViewEnsemble, build_clip_models
 from ganimate.runs import load_run_generator
 from ganimate.video import upscale
 
@@ -100,9 +100,18 @@ def side_by_side_frames(true: np.ndarray, fake: np.ndarray, scale: int = 4):
         yield upscale(make_grid(tiles.transpose(0, 2, 3, 1), 2, pad_value=128), scale)
 
 
-def load_clip_generator(run_dir: str | Path, checkpoint: str | None = None, device="cpu", ema: bool = True):
-    """(G in eval mode, ClipTrainConfig, step) of a clip run, rebuilt from a checkpoint alone."""
+def with_views(G, task: str, views: int):
+    """G as inference uses it: an in-between G averaged over `views` symmetric views (models/clip.py), else G."""
+    return ViewEnsemble(G, views) if task == "inbetween" and views > 1 else G
+
+
+def load_clip_generator(run_dir: str | Path, checkpoint: str | None = None, device="cpu", ema: bool = True,
+                        views: int | None = None):
+    """(G in eval mode, ClipTrainConfig, step) of a clip run, rebuilt from a checkpoint alone; an in-between G
+    averages over `views` symmetric views (default: the run's --views), which cfg.views then records."""
     G, cfg, state = load_run_generator(run_dir, ClipTrainConfig, build_clip_models, checkpoint, device, ema)
-    return G, cfg, state["step"]
+    if views is not None:
+        cfg = ClipTrainConfig.from_dict({**cfg.to_dict(), "views": views})  # checks it as --views
+    return with_views(G, cfg.task, cfg.views), cfg, state["step"]
 
 

@@ -4,7 +4,8 @@ The generators and discriminator are those of models/clip.py. G's loss is the no
 adversarial loss plus `recon_weight` times an L1 reconstruction term (pix2pix, Isola et al. 2017). For
 `predict` the reconstruction term is the minimum over `recon_samples` noise draws per still (the
 best-of-many objective of Bhattacharyya et al. 2018), so G is not pushed to the blurry mean of all
-motions and different z keep giving different plausible ones.
+motions and different z keep giving different plausible ones. `--views N` (inbetween) leaves training alone:
+validation, samples and the commands that load the run use `ViewEnsemble` (the mean over N symmetric views).
 
 `forecast` (the standard Moving MNIST benchmark: the next frames from the first --context ones) is
 deterministic: G's loss is `recon_weight` times the mean squared error in [0, 1] (SimVP, Gao et al.
@@ -35,6 +36,7 @@ from ganimate.clips.inference import (
     side_by_side_frames,
     to_float,
     unknown_frames,
+    with_views,
 )
 from ganimate.clips.openstl import mae_per_frame, mse_per_frame
 from ganimate.data.moving_mnist import clip_source
@@ -168,9 +170,13 @@ class ClipTask:
         # update_ema copies G's batch-norm statistics, which G_ema's averaged weights do not fit
         recompute_bn_stats(self.gan.G_ema, self.bn_batches)
 
+    def inference_G(self):
+        """G_ema as samples, validation and `clip evaluate` use it (with --views, the mean over the views)."""
+        return with_views(self.gan.G_ema, self.cfg.task, self.cfg.views)
+
     def write_sample(self, run_dir: Path, stem: str) -> str:
         show = self.val_clips[:4]
-        fake = generate(self.cfg.task, self.gan.G_ema, show, seed=self.cfg.seed + 99, device=self.device)[0]
+        fake = generate(self.cfg.task, self.inference_G(), show, seed=self.cfg.seed + 99, device=self.device)[0]
         side = show.shape[-1]
         write_video(side_by_side_frames(show, fake, scale=default_scale(side * 4, side * 2, 256)),
                     run_dir / "samples" / f"{stem}.mp4", fps=4)
@@ -184,7 +190,7 @@ class ClipTask:
             return {"val_mse": round(float(mse_per_frame(pred, true).mean()), 3),
                     "val_mae": round(float(mae_per_frame(pred, true).mean()), 3)}
         k = 4 if cfg.task == "predict" else 1
-        fake = generate(cfg.task, self.gan.G_ema, self.val_clips, samples=k, seed=cfg.seed + 99, device=self.device)
+        fake = generate(cfg.task, self.inference_G(), self.val_clips, samples=k, seed=cfg.seed + 99, device=self.device)
         p = psnr(torch.from_numpy(fake[:, :, unknown]), torch.from_numpy(self.val_clips[None, :, unknown]),
                  data_range=255).mean(2)  # (K, N)
         result = {"val_psnr": round(float(p.mean()), 3)}

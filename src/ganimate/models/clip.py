@@ -16,6 +16,8 @@
   translator of residual 2D convolutions over the frames' features stacked along channels (at 1/4 and
   1/8 of the side), and a decoder that turns each output frame's features back into pixels with the
   last context frame's encoder features as a skip connection. Trained with an L2 loss.
+- `ViewEnsemble`: an in-between G averaged over the task's symmetries (Lim et al. 2017's geometric
+  self-ensemble, with time reversal): key frames swapped, mirrored or transposed, G's frames mapped back.
 - `ClipDiscriminator`: strided 3D convolutions over the whole clip (B, 1, T, H, W) with the conditioning
   frame(s) repeated along time as extra channels; the mean of its patch logits is one logit per clip.
 
@@ -34,6 +36,7 @@ from ganimate.models import dcgan
 TASKS = ("predict", "inbetween", "forecast")
 SYNTHESES = ("paint", "warp")  # how the inbetween generator makes its frames
 BASES = ("flow", "crossfade")  # what the inbetween generator corrects
+VIEWS = (1, 2, 4, 8, 16)  # ViewEnsemble's sizes: each doubles the one before with one more symmetry
 
 
 def spatial_plan(size: int) -> int:
@@ -241,6 +244,46 @@ class WarpInbetweenGenerator(nn.Module):
         y = (mask * sample(a, out[..., 0:2]) + (1 - mask) * sample(c, out[..., 2:4])).sum(2)  # (B, T', n, H, W)
         frames = (y - 1).permute(2, 0, 1, 3, 4).unsqueeze(2)  # (n, B, 1, T', H, W)
         return frames if pyramid else frames[0]
+
+
+class ViewEnsemble(nn.Module):
+    """An in-between G whose frames are the mean of G's frames over `views` symmetric views of the key frames.
+
+    Moving digits look as plausible backwards, mirrored, upside down or transposed, so each view is a task G
+    was trained for, but a trained G does not answer the views consistently (its error differs between
+    them), and their mean has less error than any one (and is blurrier where they disagree). View i applies,
+    for each set bit of i: 1 swap the key frames (G's frames come back reversed in time), 2 mirror
+    left-right, 4 upside down, 8 transpose; `views` is 1, 2, 4, 8 or 16, so each size holds the smaller ones,
+    and the mean answers each of its symmetries exactly. For inference: no weights of its own; `views`
+    passes of G, one view at a time.
+    """
+
+    def __init__(self, G: nn.Module, views: int):
+        super().__init__()
+        if views not in VIEWS:
+            raise ValueError(f"views must be one of {', '.join(map(str, VIEWS))}, got {views}")
+        self.G, self.views, self.frames, self.size = G, views, G.frames, G.size
+
+    @staticmethod
+    def _to(view: int, x: torch.Tensor) -> torch.Tensor:
+        x = x.flip(-1) if view & 2 else x
+        x = x.flip(-2) if view & 4 else x
+        return x.transpose(-1, -2) if view & 8 else x
+
+    @staticmethod
+    def _back(view: int, x: torch.Tensor) -> torch.Tensor:
+        x = x.flip(-3) if view & 1 else x  # time
+        x = x.transpose(-1, -2) if view & 8 else x
+        x = x.flip(-2) if view & 4 else x
+        return x.flip(-1) if view & 2 else x
+
+    def forward(self, first: torch.Tensor, last: torch.Tensor) -> torch.Tensor:
+        """Frames (B, 1, T-2, H, W), as G returns them."""
+        total = 0
+        for view in range(self.views):
+            a, b = self._to(view, first), self._to(view, last)
+            total = total + self._back(view, self.G(b, a) if view & 1 else self.G(a, b))
+        return total / self.views
 
 
 class PredictGenerator(nn.Module):

@@ -249,9 +249,10 @@ class WarpInbetweenGenerator(nn.Module):
 class ViewEnsemble(nn.Module):
     """An in-between G whose frames are the mean of G's frames over `views` symmetric views of the key frames.
 
-    Moving digits look as plausible backwards, mirrored, upside down or transposed, so each view is a task G
-    was trained for, but a trained G does not answer the views consistently (its error differs between
-    them), and their mean has less error than any one (and is blurrier where they disagree). View i applies,
+    Moving MNIST's motion is as likely backwards, mirrored, upside down or transposed (the digits then come out
+    mirrored, which G sees less well), so each view asks G the same question, but a trained G does not answer
+    the views consistently (its error differs between them), and their mean has less error than any one
+    (and is blurrier where they disagree). View i applies,
     for each set bit of i: 1 swap the key frames (G's frames come back reversed in time), 2 mirror
     left-right, 4 upside down, 8 transpose; `views` is 1, 2, 4, 8 or 16, so each size holds the smaller ones,
     and the mean answers each of its symmetries exactly. For inference: no weights of its own; `views`

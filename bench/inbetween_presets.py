@@ -5,6 +5,7 @@ its `inbetween-presets` markers) with the targets, the tables, the training curv
     ganimate clip train --preset inbetween-48      # runs/clip-inbetween-48
     ganimate clip train --preset inbetween-64      # runs/clip-inbetween-64
     python bench/inbetween_presets.py --threads 2  # evaluate both (1,000 test clips each) and write the section
+    python bench/inbetween_presets.py --keep-others runs/clip-inbetween-64  # redo one run's part, keep the rest
 
 Targets of the issue, per canvas: mean PSNR at least 3 dB above the better of cross-fade and optical flow,
 digit identity of the generated frames at least optical flow's, and crop FD no worse than optical flow's.
@@ -15,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import re
 import sys
 from pathlib import Path
 
@@ -118,6 +120,22 @@ def run_section(run: Path, args, strips: Path) -> tuple[str, dict]:
     ]), {"ok": ok, "record": r}
 
 
+def kept_sections(out: Path, runs: list[str], new: list[str]) -> list[str]:
+    """The run sections of the report's present block, each replaced by the new one of the same run folder, and
+    then the new ones it did not have (--keep-others: runs not named keep their earlier text)."""
+    old = out.read_text() if out.exists() else ""
+    if START not in old or END not in old:
+        return new
+    block = old[old.index(START) : old.index(END)]
+    parts = [p.rstrip("\n") for p in re.split(r"\n(?=### )", block)[1:]]
+    fresh = dict(zip(runs, new, strict=True))
+    kept = []
+    for part in parts:
+        m = re.search(r"Run `([^`]+)`", part)
+        kept.append(fresh.pop(m.group(1)) if m and m.group(1) in fresh else part)
+    return kept + list(fresh.values())
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("runs", nargs="*", default=["runs/clip-inbetween-48", "runs/clip-inbetween-64"])
@@ -126,12 +144,16 @@ def main() -> None:
     ap.add_argument("--out", default="reports/video_from_images.md")
     ap.add_argument("--reuse", action="store_true", help="take a run's saved `clip evaluate` record of its latest "
                     "checkpoint on --n clips instead of evaluating again")
+    ap.add_argument("--keep-others", action="store_true", help="keep the sections of the runs the report has and "
+                    "this call does not name (their run folders may be gone)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     out = Path(args.out)
     strips = out.with_suffix("")
     strips.mkdir(parents=True, exist_ok=True)
     sections = [run_section(Path(run), args, strips)[0] for run in args.runs]
+    if args.keep_others:
+        sections = kept_sections(out, args.runs, sections)
     text = "\n".join([
         START,
         "## In-betweening where the digits travel: the warp presets (issue 21)",
@@ -150,7 +172,9 @@ def main() -> None:
         "digit rather than to the middle of both.",
         "",
         f"Command: `OMP_NUM_THREADS={args.threads} python bench/inbetween_presets.py {' '.join(sys.argv[1:])}` on "
-        f"{platform.processor() or platform.machine()}, torch {torch.__version__}, CPU (2 cores). Metrics as "
+        f"{platform.processor() or platform.machine()}, torch {torch.__version__}, CPU (2 cores)"
+        + (" (the sections of runs it does not name are kept from an earlier call)" if args.keep_others else "")
+        + ". Metrics as "
         "above; for clips of two digits, digit identity and crop FD use a 28×28 crop at each digit's true position "
         "in each frame (the clip generator's paths), every digit read on its own; the true frames score below 1 "
         "there because crossing digits cover each other.",

@@ -492,6 +492,19 @@ def test_forecast_model_and_config():
         ClipTrainConfig(task="forecast", size=36)
 
 
+def test_recon_loss_l2_trains_on_the_squared_error(tmp_path):
+    assert ClipTrainConfig(task="inbetween").recon_loss == "l1" and ClipTrainConfig(task="forecast").recon_loss == "l2"
+    assert ClipTrainConfig.from_dict({"task": "predict"}).recon_loss == "l1"  # runs saved before --recon-loss
+    first = {}
+    for loss in ("l1", "l2"):  # the same weights and clips: G's first frames are the same, their errors differ
+        run = fit_clips(tiny_clip_config(tmp_path, loss, task="inbetween", synthesis="warp", recon_loss=loss,
+                                         max_steps=1, log_every=1, eval_every=0, sample_every=0, report=False))
+        first[loss] = json.loads((run / "stats.jsonl").read_text().splitlines()[0])["l1"]
+    assert 0 < first["l2"] < first["l1"]  # errors in [-1, 1] (and the blurred levels') square to less
+    with pytest.raises(GanimateError, match="--recon-loss"):
+        ClipTrainConfig(recon_loss="l3")
+
+
 def test_forecast_training_writes_a_run_that_clip_evaluate_scores(tmp_path, capsys):
     run = fit_clips(tiny_clip_config(tmp_path, "fc", task="forecast", frames=6, context=3, max_steps=2, eval_every=2,
                                      sample_every=2, checkpoint_every=2, report=False))

@@ -313,7 +313,7 @@ class Plot:
 
 
 STAT_LABELS = {"loss_d": "D loss (real + generated)", "loss_g": "G loss", "loss_g_adv": "G adversarial loss",
-               "d_real": "D(x): real", "d_fake": "D(G(z)): generated", "l1": "L1 reconstruction loss",
+               "d_real": "D(x): real", "d_fake": "D(G(z)): generated", "l1": "reconstruction loss",
                "aug_p": "ADA augmentation probability p", "mode_seeking": "mode-seeking term (lower: more varied)",
                "samples_per_s": "training samples per second", "skipped": "steps skipped (non-finite loss)"}
 LOSSES = ("loss_d", "loss_g", "loss_g_adv")
@@ -390,7 +390,7 @@ def stats_plots(run: Run) -> list[Plot]:
     if losses := [k for k in LOSSES if k in keys]:
         lines("losses", "Losses (binary cross-entropy on logits)", "loss (nats)", losses)
     if "l1" in keys:
-        lines("reconstruction", "Reconstruction loss", "mean |G(y) − x| (pixels in [−1, 1])", ["l1"])
+        lines("reconstruction", "Reconstruction loss", "mean |G(y) − x| or its square (--recon-loss)", ["l1"])
     if probs := [k for k in ("d_real", "d_fake") if k in keys]:
         lines("discriminator", "D(x) and D(G(z))", "mean D output after sigmoid", probs, (0, 1))
     if "samples_per_s" in keys:

@@ -79,7 +79,10 @@ class ClipTrainConfig(TrainBase):
     d_width: int = option("channels of D's first layer", positive=True, default=16)
     adv_weight: float | None = option("weight of the adversarial loss in G's loss (default 1, forecast: 0)",
                                       nonneg=True, default=None)
-    recon_weight: float = option("weight of the reconstruction loss in G's loss (L1; forecast: L2)", nonneg=True,
+    recon_loss: str | None = option("the reconstruction loss: l1 (the absolute error: sharp, the median of what the "
+                                    "given frames leave open) | l2 (the squared error: their mean, which PSNR "
+                                    "rewards); default l1, forecast l2", choices=("l1", "l2"), default=None)
+    recon_weight: float = option("weight of the reconstruction loss in G's loss", nonneg=True,
                                  default=100.0)
     recon_samples: int = option("predict: noise draws per still; the best one's L1 is the loss", positive=True,
                                 default=3)
@@ -116,6 +119,8 @@ class ClipTrainConfig(TrainBase):
                 raise GanimateError(f"--task forecast needs a --size that is a multiple of 8, got {self.size}")
         if self.adv_weight is None:
             self.adv_weight = 0.0 if self.task == "forecast" else 1.0
+        if self.recon_loss is None:
+            self.recon_loss = "l2" if self.task == "forecast" else "l1"
         if self.out is None:
             self.out = str(Path("runs") / f"clip-{self.preset or self.task}")
 

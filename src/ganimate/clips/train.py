@@ -1,16 +1,19 @@
 """`ganimate clip train`: a conditional video GAN on Moving MNIST clips, with ganimate train's run folder.
 
 The generators and discriminator are those of models/clip.py. G's loss is the non-saturating
-adversarial loss plus `recon_weight` times an L1 reconstruction term (pix2pix, Isola et al. 2017). For
-`predict` the reconstruction term is the minimum over `recon_samples` noise draws per still (the
-best-of-many objective of Bhattacharyya et al. 2018), so G is not pushed to the blurry mean of all
-motions and different z keep giving different plausible ones. `--views N` (inbetween) leaves training alone:
-validation, samples and the commands that load the run use `ViewEnsemble` (the mean over N symmetric views).
+adversarial loss plus `recon_weight` times a reconstruction term: L1 (pix2pix, Isola et al. 2017), or
+with `--recon-loss l2` the squared error, whose minimiser is the mean of what the given frames leave
+open (higher PSNR, softer digits). For `predict` the reconstruction term is the minimum over
+`recon_samples` noise draws per still (the best-of-many objective of Bhattacharyya et al. 2018), so G
+is not pushed to the blurry mean of all motions and different z keep giving different plausible ones.
+`--views N` (inbetween) leaves training alone: validation, samples and the commands that load the run
+use `ViewEnsemble` (the mean over N symmetric views).
 
 `forecast` (the standard Moving MNIST benchmark: the next frames from the first --context ones) is
 deterministic: G's loss is `recon_weight` times the mean squared error in [0, 1] (SimVP, Gao et al.
-2022), plus the adversarial term only when --adv-weight is above 0 (its default there is 0, and then D
-is never updated). Its validation metric is OpenSTL's MSE (clips/openstl.py).
+2022; the absolute error with `--recon-loss l1`), plus the adversarial term only when --adv-weight is
+above 0 (its default there is 0, and then D is never updated). Its validation metric is OpenSTL's MSE
+(clips/openstl.py).
 
 The engine (engine.py) runs `ClipTask` into the usual run folder: metrics.jsonl gets the validation
 PSNR on fixed test clips every --eval-every steps, samples/step_XXXXXX.mp4 shows ground truth |
@@ -56,6 +59,12 @@ def blur_clip(x: torch.Tensor, sigma: float) -> torch.Tensor:
     return y.view(b, t, 1, h, w).transpose(1, 2)
 
 
+def recon_error(d: torch.Tensor, loss: str, dims: tuple[int, ...] | None = None) -> torch.Tensor:
+    """The mean absolute (loss "l1") or squared ("l2") value of the differences d, over dims (default all)."""
+    e = d.abs() if loss == "l1" else d.pow(2)
+    return e.mean() if dims is None else e.mean(dims)
+
+
 def clip_train_step(cfg: ClipTrainConfig, gan: GanState, x: torch.Tensor,
                     z: torch.Tensor | None) -> dict[str, torch.Tensor]:
     """One D update and one G update on real clips x (B, 1, T, H, W) in [-1, 1].
@@ -71,17 +80,18 @@ def clip_train_step(cfg: ClipTrainConfig, gan: GanState, x: torch.Tensor,
         if cfg.task == "predict":
             xs = x.repeat(k, 1, 1, 1, 1)
             fakes = complete_clip("predict", G, xs, z).float()  # (K*B, 1, T, H, W)
-            err = (fakes[:, :, 1:] - xs[:, :, 1:]).abs().mean((1, 2, 3, 4)).view(k, b)
+            err = recon_error(fakes[:, :, 1:] - xs[:, :, 1:], cfg.recon_loss, (1, 2, 3, 4)).view(k, b)
             recon = err.min(0).values.mean()  # best of K draws per clip
             fake = fakes[:b]
-        elif cfg.synthesis == "warp":  # the L1 also of the same motion applied to blurred key frames
+        elif cfg.synthesis == "warp":  # the error also of the same motion applied to blurred key frames
             levels = G(x[:, :, 0], x[:, :, -1], pyramid=True).float()  # (S, B, 1, T-2, H, W)
             fake = torch.cat([x[:, :, :1], levels[0], x[:, :, -1:]], 2)
-            recon = (levels[0] - x[:, :, 1:-1]).abs().mean() + sum(
-                (lv - blur_clip(x[:, :, 1:-1], s)).abs().mean() for lv, s in zip(levels[1:], gan.G.sigmas, strict=True))
+            recon = recon_error(levels[0] - x[:, :, 1:-1], cfg.recon_loss) + sum(
+                recon_error(lv - blur_clip(x[:, :, 1:-1], s), cfg.recon_loss)
+                for lv, s in zip(levels[1:], gan.G.sigmas, strict=True))
         else:
             fake = complete_clip("inbetween", G, x).float()
-            recon = (fake[:, :, 1:-1] - x[:, :, 1:-1]).abs().mean()
+            recon = recon_error(fake[:, :, 1:-1] - x[:, :, 1:-1], cfg.recon_loss)
 
     stats = d_update(gan, (x, cond), (fake.detach(), cond))
     with gan.g_pass():
@@ -98,7 +108,7 @@ def forecast_train_step(cfg: ClipTrainConfig, gan: GanState, x: torch.Tensor) ->
     stats = {"loss_d": torch.zeros(()), "d_real": torch.zeros(()), "d_fake": torch.zeros(()), "skipped": 0.0}
     with gan.amp():
         fake = complete_clip("forecast", gan.G_step, x).float()  # (B, 1, T, H, W)
-        mse = (fake[:, :, c:] - x[:, :, c:]).pow(2).mean() / 4  # in [0, 1] units
+        err = recon_error((fake[:, :, c:] - x[:, :, c:]) / 2, cfg.recon_loss)  # in [0, 1] units
     cond = conditioning("forecast", x, c)
     if cfg.adv_weight > 0:
         stats = d_update(gan, (x, cond), (fake.detach(), cond))
@@ -106,8 +116,8 @@ def forecast_train_step(cfg: ClipTrainConfig, gan: GanState, x: torch.Tensor) ->
         if cfg.adv_weight > 0:
             with gan.amp():
                 adv = losses.g_loss(gan.D_step(fake, cond).float())
-        g_skipped = not gan.step_G(cfg.recon_weight * mse + cfg.adv_weight * adv)
-    return {"loss_d": stats["loss_d"], "loss_g_adv": adv.detach(), "l1": mse.detach(), "d_real": stats["d_real"],
+        g_skipped = not gan.step_G(cfg.recon_weight * err + cfg.adv_weight * adv)
+    return {"loss_d": stats["loss_d"], "loss_g_adv": adv.detach(), "l1": err.detach(), "d_real": stats["d_real"],
             "d_fake": stats["d_fake"], "skipped": max(stats["skipped"], float(g_skipped))}
 
 
@@ -162,9 +172,10 @@ class ClipTask:
 
     def format_stats(self, m: dict[str, float]) -> str:
         if self.cfg.task == "forecast":
-            return f"mse {m['l1']:.5f} (per pixel, [0, 1]) | adv {m['loss_g_adv']:.3f} loss_d {m['loss_d']:.3f}"
-        return (f"loss_d {m['loss_d']:.3f} adv {m['loss_g_adv']:.3f} l1 {m['l1']:.4f} | D(x) {m['d_real']:.2f} "
-                f"D(G) {m['d_fake']:.2f}")
+            name = "mse" if self.cfg.recon_loss == "l2" else "mae"
+            return f"{name} {m['l1']:.5f} (per pixel, [0, 1]) | adv {m['loss_g_adv']:.3f} loss_d {m['loss_d']:.3f}"
+        return (f"loss_d {m['loss_d']:.3f} adv {m['loss_g_adv']:.3f} {self.cfg.recon_loss} {m['l1']:.4f} | "
+                f"D(x) {m['d_real']:.2f} D(G) {m['d_fake']:.2f}")
 
     def prepare_outputs(self) -> None:
         # update_ema copies G's batch-norm statistics, which G_ema's averaged weights do not fit

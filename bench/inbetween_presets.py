@@ -97,8 +97,9 @@ def run_section(run: Path, args, strips: Path) -> tuple[str, dict]:
         "",
         f"Run `{run}`: {c['frames']}-frame clips, each digit moving {speed:.1f} px per frame "
         f"({speed * (c['frames'] - 1):.0f} px between the key frames unless it bounces); G width {c['g_width']} "
-        f"({s['config'].get('synthesis', 'paint')} synthesis), D width {c['d_width']}, batch {s['batch_size']}, L1 "
-        f"weight {c['recon_weight']:g}, adversarial weight {c['adv_weight']:g}, {s['precision']}. Trained "
+        f"({s['config'].get('synthesis', 'paint')} synthesis), D width {c['d_width']}, batch {s['batch_size']}, "
+        f"{c.get('recon_loss', 'l1').upper()} weight {c['recon_weight']:g}, adversarial weight {c['adv_weight']:g}, "
+        f"{s['precision']}. Trained "
         f"{s['step']:,} steps ({s['step'] * s['batch_size']:,} clips) in {s['minutes']:.1f} min on "
         f"{s['threads']} thread(s); evaluation {eval_s:.0f} s on {r['n']} test clips "
         f"(test digits, seed {r['seed']}).{stopped}",

@@ -1,5 +1,6 @@
 """GAN losses on logits: the binary cross-entropy of the DCGAN paper ("bce"), written with softplus, and the
-hinge loss (Lim & Ye 2017, "Geometric GAN"; "hinge").
+hinge loss (Lim & Ye 2017, "Geometric GAN"; "hinge"); and the reconstruction error of the conditional
+models (L1 or squared).
 
 softplus(-l) = BCE(sigmoid(l), 1) and softplus(l) = BCE(sigmoid(l), 0), without the
 numerical trouble of a sigmoid followed by a log.
@@ -24,6 +25,12 @@ def g_loss(fake_logits: torch.Tensor, kind: str = "bce") -> torch.Tensor:
     if kind == "hinge":
         return -fake_logits.mean()
     return F.softplus(-fake_logits).mean()
+
+
+def reconstruction(diff: torch.Tensor, kind: str = "l1", dims: tuple[int, ...] | None = None) -> torch.Tensor:
+    """The mean absolute ("l1") or squared ("l2") value of the differences `diff`, over dims (default all)."""
+    e = diff.abs() if kind == "l1" else diff.pow(2)
+    return e.mean() if dims is None else e.mean(dims)
 
 
 def mode_seeking(fake: torch.Tensor, z: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:

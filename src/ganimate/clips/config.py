@@ -84,7 +84,7 @@ class ClipTrainConfig(TrainBase):
                                     "rewards); default l1, forecast l2", choices=("l1", "l2"), default=None)
     recon_weight: float = option("weight of the reconstruction loss in G's loss", nonneg=True,
                                  default=100.0)
-    recon_samples: int = option("predict: noise draws per still; the best one's L1 is the loss", positive=True,
+    recon_samples: int = option("predict: noise draws per still; the best one's error is the loss", positive=True,
                                 default=3)
     eval_clips: int = option("test clips of the validation PSNR", positive=True, default=64)
 

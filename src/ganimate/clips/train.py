@@ -59,12 +59,6 @@ def blur_clip(x: torch.Tensor, sigma: float) -> torch.Tensor:
     return y.view(b, t, 1, h, w).transpose(1, 2)
 
 
-def recon_error(d: torch.Tensor, loss: str, dims: tuple[int, ...] | None = None) -> torch.Tensor:
-    """The mean absolute (loss "l1") or squared ("l2") value of the differences d, over dims (default all)."""
-    e = d.abs() if loss == "l1" else d.pow(2)
-    return e.mean() if dims is None else e.mean(dims)
-
-
 def clip_train_step(cfg: ClipTrainConfig, gan: GanState, x: torch.Tensor,
                     z: torch.Tensor | None) -> dict[str, torch.Tensor]:
     """One D update and one G update on real clips x (B, 1, T, H, W) in [-1, 1].
@@ -80,18 +74,18 @@ def clip_train_step(cfg: ClipTrainConfig, gan: GanState, x: torch.Tensor,
         if cfg.task == "predict":
             xs = x.repeat(k, 1, 1, 1, 1)
             fakes = complete_clip("predict", G, xs, z).float()  # (K*B, 1, T, H, W)
-            err = recon_error(fakes[:, :, 1:] - xs[:, :, 1:], cfg.recon_loss, (1, 2, 3, 4)).view(k, b)
+            err = losses.reconstruction(fakes[:, :, 1:] - xs[:, :, 1:], cfg.recon_loss, (1, 2, 3, 4)).view(k, b)
             recon = err.min(0).values.mean()  # best of K draws per clip
             fake = fakes[:b]
         elif cfg.synthesis == "warp":  # the error also of the same motion applied to blurred key frames
             levels = G(x[:, :, 0], x[:, :, -1], pyramid=True).float()  # (S, B, 1, T-2, H, W)
             fake = torch.cat([x[:, :, :1], levels[0], x[:, :, -1:]], 2)
-            recon = recon_error(levels[0] - x[:, :, 1:-1], cfg.recon_loss) + sum(
-                recon_error(lv - blur_clip(x[:, :, 1:-1], s), cfg.recon_loss)
+            recon = losses.reconstruction(levels[0] - x[:, :, 1:-1], cfg.recon_loss) + sum(
+                losses.reconstruction(lv - blur_clip(x[:, :, 1:-1], s), cfg.recon_loss)
                 for lv, s in zip(levels[1:], gan.G.sigmas, strict=True))
         else:
             fake = complete_clip("inbetween", G, x).float()
-            recon = recon_error(fake[:, :, 1:-1] - x[:, :, 1:-1], cfg.recon_loss)
+            recon = losses.reconstruction(fake[:, :, 1:-1] - x[:, :, 1:-1], cfg.recon_loss)
 
     stats = d_update(gan, (x, cond), (fake.detach(), cond))
     with gan.g_pass():
@@ -108,7 +102,7 @@ def forecast_train_step(cfg: ClipTrainConfig, gan: GanState, x: torch.Tensor) ->
     stats = {"loss_d": torch.zeros(()), "d_real": torch.zeros(()), "d_fake": torch.zeros(()), "skipped": 0.0}
     with gan.amp():
         fake = complete_clip("forecast", gan.G_step, x).float()  # (B, 1, T, H, W)
-        err = recon_error((fake[:, :, c:] - x[:, :, c:]) / 2, cfg.recon_loss)  # in [0, 1] units
+        err = losses.reconstruction((fake[:, :, c:] - x[:, :, c:]) / 2, cfg.recon_loss)  # in [0, 1] units
     cond = conditioning("forecast", x, c)
     if cfg.adv_weight > 0:
         stats = d_update(gan, (x, cond), (fake.detach(), cond))

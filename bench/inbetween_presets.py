@@ -31,15 +31,17 @@ from ganimate.data.moving_mnist import default_speed
 START, END = "<!-- inbetween-presets: start -->", "<!-- inbetween-presets: end -->"
 
 
+# what a run may differ in from its preset and still be called by it: where it stops and its bookkeeping
+IGNORED = {"out", "preset", *ClipTrainConfig.RESUMABLE} - {"lr_decay", "views"}
+
+
 def preset_of(cfg: dict) -> str | None:
     """The preset whose settings this run's config has (the step limit aside; a setting the run's config
     predates counts as its default), or None."""
     for name, settings in CLIP_PRESETS.items():
         defaults = ClipTrainConfig(task=settings["task"]).to_dict()
         want, have = {**defaults, **settings}, {**defaults, **cfg}
-        if all(have[k] == v for k, v in want.items() if k not in ("out", "max_steps", "max_minutes", "preset",
-                                                                     "progress", "precision", "eval_every",
-                                                                     "checkpoint_every", "sample_every")):
+        if all(have[k] == v for k, v in want.items() if k not in IGNORED):
             return name
     return None
 
@@ -165,7 +167,8 @@ def main() -> None:
         "(`WarpInbetweenGenerator`, models/clip.py): a 2D U-Net over the two key frames and the pixel coordinates "
         "predicts, for every middle frame, a flow into each key frame and a blend mask, and the frame is the key "
         "frames' own pixels moved along those flows, so a digit is moved rather than repainted. It learns the "
-        "flows from the L1 loss of the frames it composes, also from blurred key frames (σ = 2, 4, 8 and, at 64, "
+        "flows from the reconstruction loss of the frames it composes (L1; the squared error for the 64×64 preset), "
+        "also from blurred key frames (σ = 2, 4, 8 and, at 64, "
         "16 px), whose wide tails give a gradient to a flow that points at empty canvas. With `--layers 2` (the "
         "64×64 preset) each key frame is first split into two layers by a learned per-pixel softmax, each layer "
         "moves with its own flows and mask, and the frame is their sum: two digits that cross need no flow field "

@@ -414,6 +414,9 @@ def test_clip_presets_fill_in_under_the_given_options(tmp_path, capsys):
     assert saved["max_steps"] == 7 and saved["preset"] == "inbetween-64"
     assert all(saved[k] == v for k, v in CLIP_PRESETS["inbetween-64"].items() if k != "max_steps")
     assert ClipTrainConfig(preset="inbetween-48").out.endswith("clip-inbetween-48")
+    # the preset's --lr-decay 900 does not fit in 7 steps: the error names the preset and nothing is written
+    assert main(["clip", "train", "--preset", "inbetween-64", "--max-steps", "7", "--out", str(tmp_path / "r")]) == 2
+    assert "--preset inbetween-64 sets it" in capsys.readouterr().err
     assert main(["clip", "train", "--preset", "inbetween-32", "--dry-run"]) == 2
     assert "--preset must be" in capsys.readouterr().err
     assert not (tmp_path / "r").exists()

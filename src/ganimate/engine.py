@@ -222,7 +222,7 @@ def _run(cfg, make_task, world: World, device: torch.device, resume: bool, overw
                                      precision=cfg.precision, device=device, loss=getattr(cfg, "loss", "bce"),
                                      r1=getattr(cfg, "r1", 0.0))
     if cfg.lr_decay > total:
-        by_preset = "lr_decay" in getattr(cfg, "PRESETS", {}).get(getattr(cfg, "preset", None), {})
+        by_preset = getattr(cfg, "PRESETS", {}).get(getattr(cfg, "preset", None), {}).get("lr_decay") == cfg.lr_decay
         hint = f" (--preset {cfg.preset} sets it; give --lr-decay 0 or fewer steps)" if by_preset else ""
         raise GanimateError(f"--lr-decay {cfg.lr_decay:,} is more than the run's {total:,} steps{hint}")
     step, elapsed = gan.resume(state, ckpt_path, device, total, more)

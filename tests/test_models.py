@@ -271,3 +271,61 @@ def test_mode_seeking_pairs_one_class_and_pushes_look_alikes_apart():
     assert float(stats["mode_seeking"]) > 0 and seen[0].tolist() == list(range(6))  # D's reals keep their labels
     assert seen[1].tolist() == seen[2].tolist() == [0, 1, 2, 0, 1, 2]  # the fakes: pairs (i, i + 3) of one class
     assert "mode_seeking" not in train_step(gan, x, y, torch.randn(6, 8))
+
+
+def test_g_step_computes_no_d_weight_gradients_and_trains_as_a_full_backward_does(monkeypatch):
+    """G's loss flows back through D; only G's weights get gradients (D's, which D's next step would drop, are not
+    computed), and the weights after a few steps are bit for bit those of a plain loss.backward()."""
+    import ganimate.gan as gan_mod
+    from ganimate.gan import GanState
+    from ganimate.models.dcgan import PaperGenerator, TutorialDiscriminator
+    from ganimate.train import train_step
+
+    pruning = gan_mod.g_update
+
+    def plain(opt, loss, scaler=None, world=None):
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        return True
+
+    def trained(update):
+        monkeypatch.setattr(gan_mod, "g_update", update)
+        torch.manual_seed(0)
+        G, D = PaperGenerator(8, 28, 1, 10, 32), TutorialDiscriminator(28, 1, 10, 8)
+        gan = GanState.create(G, D, lr_g=1e-3, lr_d=1e-3, betas=(0.5, 0.999), seed=0, ema=False)
+        x, y = torch.randn(6, 1, 28, 28), torch.arange(6)
+        for _ in range(3):
+            train_step(gan, x, y, torch.randn(6, 8))
+        return gan
+
+    full, pruned = trained(plain), trained(pruning)
+    for a, b in zip([*full.G.parameters(), *full.D.parameters()], [*pruned.G.parameters(), *pruned.D.parameters()],
+                    strict=True):
+        assert torch.equal(a, b)
+    d_grads = [p.grad.clone() for p in pruned.D.parameters()]  # left by D's own step
+    loss = pruned.D(pruned.G(torch.randn(6, 8), torch.arange(6)), torch.arange(6)).mean()
+    pruning(pruned.opt_G, loss)
+    assert all(p.grad is not None for p in pruned.G.parameters())
+    assert all(torch.equal(p.grad, g) for p, g in zip(pruned.D.parameters(), d_grads, strict=True))
+
+
+def test_dropout_keeps_the_asked_share_scaled_and_is_identity_in_eval():
+    from ganimate.models.dcgan import Dropout
+
+    d = Dropout(0.3)
+    x = torch.ones(400_000, requires_grad=True)
+    torch.manual_seed(0)
+    y = d(x)
+    kept = y != 0
+    assert abs(float(kept.float().mean()) - 0.7) < 0.003  # 400k draws: the standard error is 0.0007
+    torch.testing.assert_close(y[kept], torch.full_like(y[kept], 1 / 0.7), rtol=1e-4, atol=0)
+    y.sum().backward()
+    assert torch.equal(x.grad, y.detach())  # the gradient passes where the mask kept, scaled alike
+    torch.manual_seed(0)
+    assert torch.equal(d(x), y)  # the global seed decides the mask, as for nn.Dropout
+    halves = kept.view(2, -1).float()
+    assert abs(float(torch.corrcoef(torch.stack([halves[0][:-1], halves[0][1:]]))[0, 1])) < 0.01  # neighbours
+    d.eval()
+    assert torch.equal(d(x), x)
+    assert float(Dropout(0.0).train()(x).detach().sum()) == 400_000

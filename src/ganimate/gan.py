@@ -57,12 +57,15 @@ def g_update(opt, loss: torch.Tensor, scaler: torch.amp.GradScaler | None = None
         finite = not world.any([not finite], loss.device)[0]
     if not finite:
         return False
+    # Only this optimiser's weights get gradients: G's loss flows back through D, and D's weight gradients,
+    # which the next D step would drop unread, are then not computed at all.
+    params = [p for group in opt.param_groups for p in group["params"] if p.requires_grad]
     if scaler is None:
-        loss.backward()
+        loss.backward(inputs=params)
         opt.step()
         return True
     scale = scaler.get_scale()
-    scaler.scale(loss).backward()
+    scaler.scale(loss).backward(inputs=params)
     scaler.step(opt)
     scaler.update()
     return scaler.get_scale() >= scale

@@ -66,7 +66,7 @@ class Dropout(nn.Dropout):
             return x * 0
         draws = torch.randint(-(2**63), 2**63 - 1, ((x.numel() + 3) // 4,), dtype=torch.int64)
         mask = draws.view(torch.int16)[: x.numel()].view(x.shape) < keep - 32768
-        return x * mask.to(x.dtype).mul_(65536 / keep)
+        return (x * mask).mul_(65536 / keep)  # the scale as a scalar: not rounded to x's dtype (bf16)
 
 
 def upsampling_plan(image_size: int) -> tuple[int, int]:

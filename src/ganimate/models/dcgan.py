@@ -55,7 +55,7 @@ class Dropout(nn.Dropout):
     """`nn.Dropout` with a cheaper mask on the CPU. torch draws a CPU dropout mask one element at a time
     (`bernoulli_`, mostly on one thread), which cost the tutorial discriminator 14% of its training step; here each
     64-bit random integer gives four 16-bit slices, each compared with the keep threshold (the keep probability
-    rounded to a multiple of 1/65536). The same distribution to within that rounding, 4x faster (bench/RESULTS.md).
+    rounded to a multiple of 1/65536). The same distribution to within that rounding, 3.7x faster (bench/RESULTS.md).
     On other devices, torch's own."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

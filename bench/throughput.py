@@ -17,8 +17,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from ganimate.config import TrainConfig
 from ganimate.gan import GanState
-from ganimate.models import build_models
-from ganimate.train import train_step
+from ganimate.train import train_step, training_models
 
 
 def conv_peak(dtype: torch.dtype, seconds: float = 3.0) -> float:
@@ -36,11 +35,11 @@ def conv_peak(dtype: torch.dtype, seconds: float = 3.0) -> float:
     return flops * n / (time.perf_counter() - t0) / 1e9
 
 
-def measure(arch: str, precision: str, batch_size: int, steps: int, warmup: int) -> dict:
+def measure(arch: str, precision: str, batch_size: int, steps: int, warmup: int, memory_format: str = "auto") -> dict:
     cfg = TrainConfig(dataset="mnist", arch=arch, image_size=28, channels=1, num_classes=10, conditional=True,
-                      batch_size=batch_size, precision=precision)
+                      batch_size=batch_size, precision=precision, memory_format=memory_format)
     torch.manual_seed(0)
-    G, D = build_models(cfg)
+    G, D, memory_format = training_models(cfg, torch.device("cpu"))  # as `ganimate train` lays them out
     gan = GanState.create(G, D, lr_g=cfg.lr_g, lr_d=cfg.lr_d, betas=(cfg.beta1, cfg.beta2), seed=0, ema=False,
                           precision=cfg.precision)
     x = torch.rand(batch_size, 1, 28, 28) * 2 - 1
@@ -67,7 +66,7 @@ def measure(arch: str, precision: str, batch_size: int, steps: int, warmup: int)
         for _ in range(4):
             G(zs, ys)
         sample_rate = 4 * 500 / (time.perf_counter() - t0)
-    return {"train": train_rate, "flops": flops_per_image, "sample": sample_rate}
+    return {"train": train_rate, "flops": flops_per_image, "sample": sample_rate, "memory_format": memory_format}
 
 
 def main() -> None:
@@ -78,6 +77,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=40)
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--memory-format", default="auto", choices=("auto", "contiguous", "channels_last"),
+                        help="of the training step (auto: as `ganimate train` resolves it here)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -86,14 +87,14 @@ def main() -> None:
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, batch {args.batch_size}")
     for p, g in peaks.items():
         print(f"conv peak {p}: {g:,.0f} GFLOP/s (3x3 conv 128->128 at 28x28, batch 64)")
-    print(f"{'arch':10} {'prec':5} {'train img/s':>11} {'GFLOP/img':>9} {'GFLOP/s':>8} {'% peak':>7} "
+    print(f"{'arch':10} {'prec':5} {'layout':13} {'train img/s':>11} {'GFLOP/img':>9} {'GFLOP/s':>8} {'% peak':>7} "
           f"{'sample img/s':>12}")
     for arch in args.archs.split(","):
         for p in precisions:
-            r = measure(arch, p, args.batch_size, args.steps, args.warmup)
+            r = measure(arch, p, args.batch_size, args.steps, args.warmup, args.memory_format)
             achieved = r["train"] * r["flops"] / 1e9
-            print(f"{arch:10} {p:5} {r['train']:11,.0f} {r['flops'] / 1e9:9.3f} {achieved:8,.0f} "
-                  f"{100 * achieved / peaks[p]:6.0f}% {r['sample']:12,.0f}")
+            print(f"{arch:10} {p:5} {r['memory_format']:13} {r['train']:11,.0f} {r['flops'] / 1e9:9.3f} "
+                  f"{achieved:8,.0f} {100 * achieved / peaks[p]:6.0f}% {r['sample']:12,.0f}")
 
 
 if __name__ == "__main__":

@@ -140,9 +140,8 @@ def ganimate_rate(batch_size: int, steps: int, warmup: int, threads: int, precis
 
     from ganimate.config import TrainConfig
     from ganimate.gan import GanState
-    from ganimate.models import build_models
     from ganimate.runtime import resolve_precision
-    from ganimate.train import train_step
+    from ganimate.train import train_step, training_models
 
     torch.set_num_threads(threads)
     device = torch.device("cpu")
@@ -150,7 +149,7 @@ def ganimate_rate(batch_size: int, steps: int, warmup: int, threads: int, precis
     cfg = TrainConfig(dataset="mnist", arch="tutorial", image_size=28, channels=1, num_classes=0, conditional=False,
                       batch_size=batch_size, precision=precision)
     torch.manual_seed(0)
-    G, D = build_models(cfg)
+    G, D, memory_format = training_models(cfg, device)  # as `ganimate train` lays them out
     gan = GanState.create(G, D, lr_g=TUTORIAL_LR, lr_d=TUTORIAL_LR, betas=(0.5, 0.999), seed=0, precision=precision,
                           device=device)
 
@@ -164,7 +163,7 @@ def ganimate_rate(batch_size: int, steps: int, warmup: int, threads: int, precis
     for _ in range(steps):
         step(x)
     return {"images_per_s": steps * batch_size / (time.perf_counter() - t0), "version": torch.__version__,
-            "precision": precision}
+            "precision": precision, "memory_format": memory_format}
 
 
 def main() -> None:
@@ -204,7 +203,7 @@ def main() -> None:
     print(f"DCGAN tutorial pair, batch {args.batch_size}, {args.threads} threads, {args.steps} timed steps after "
           f"{args.warmup} warm-up, best of {args.rounds} alternating rounds")
     print(f"  TensorFlow {tf_best['version']} (tf.function, fp32)      {tf_best['images_per_s']:8,.0f} img/s")
-    print(f"  ganimate, torch {ga_best['version']} ({ga_best['precision']})       "
+    print(f"  ganimate, torch {ga_best['version']} ({ga_best['precision']}, {ga_best['memory_format']})  "
           f"{ga_best['images_per_s']:8,.0f} img/s")
     print(f"  ratio ganimate / TensorFlow  {ratio:.2f}x")
 

@@ -329,3 +329,7 @@ def test_dropout_keeps_the_asked_share_scaled_and_is_identity_in_eval():
     d.eval()
     assert torch.equal(d(x), x)
     assert float(Dropout(0.0).train()(x).detach().sum()) == 400_000
+    cl = torch.ones(50, 32, 16, 16).to(memory_format=torch.channels_last)  # a channels-last x: its mask lies as x
+    y = Dropout(0.3).train()(cl)
+    assert y.is_contiguous(memory_format=torch.channels_last) and abs(float((y != 0).float().mean()) - 0.7) < 0.003
+    assert y.unique().tolist() == [0.0, torch.tensor(65536 / round(0.7 * 65536)).item()]  # the scale in float32

@@ -236,3 +236,38 @@ def test_recompute_bn_stats_averages_over_the_batches_and_restores_the_layer():
     assert torch.allclose(model[1].running_mean, means.mean(0), atol=1e-5)
     assert torch.allclose(model[1].running_var, var.mean(0), atol=1e-5)
     assert model[1].momentum == 0.1 and not model.training
+
+
+def test_channels_last_trains_the_same_model_and_resumes(tmp_path, tiny):
+    """--memory-format channels_last: the weights lie channels-last, match a contiguous run's to float rounding
+    after a few steps, and a resumed run continues bit for bit as an uninterrupted one."""
+    settings = dict(arch="paper", batch_size=100, epochs=2)  # 10 steps per epoch; paper: dropout and batch norm
+    flat = fit(tiny(out=str(tmp_path / "flat"), max_steps=4, memory_format="contiguous", **settings))
+    full = fit(tiny(out=str(tmp_path / "full"), max_steps=4, memory_format="channels_last", **settings))
+    assert "fp32, channels-last" in (full / "log.txt").read_text()
+    assert "fp32, contiguous" in (flat / "log.txt").read_text()
+    a, b = weights(flat), weights(full)
+    conv = b["G"]["net.0.weight"]
+    assert conv.dim() == 4 and conv.is_contiguous(memory_format=torch.channels_last) and not conv.is_contiguous()
+    # D's convolution biases feed batch norm, which cancels them: their gradient is rounding noise, whose sign
+    # Adam turns into full steps (in either format), so D is compared by its weights
+    for key, names in (("G", a["G"]), ("G_ema", a["G_ema"]), ("D", [n for n in a["D"] if n.endswith("weight")])):
+        for name in names:
+            torch.testing.assert_close(b[key][name], a[key][name], rtol=1e-3, atol=1e-4, msg=f"{key}.{name}")
+    part = fit(tiny(out=str(tmp_path / "part"), max_steps=3, memory_format="channels_last", **settings))
+    fit(resume_config(part, {"max_steps": 4}, TrainConfig), resume=True)
+    assert_same_state(weights(full), weights(part))
+
+
+def test_memory_format_auto_is_channels_last_only_for_fp32_on_avx512(monkeypatch):
+    from ganimate.runtime import resolve_memory_format
+
+    cpu = torch.device("cpu")
+    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: "AVX512")
+    assert resolve_memory_format("auto", cpu, "fp32") == "channels_last"
+    assert resolve_memory_format("auto", cpu, "bf16") == "contiguous"
+    assert resolve_memory_format("auto", torch.device("cuda"), "fp32") == "contiguous"
+    assert resolve_memory_format("contiguous", cpu, "fp32") == "contiguous"
+    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: "AVX2")
+    assert resolve_memory_format("auto", cpu, "fp32") == "contiguous"
+    assert resolve_memory_format("channels_last", cpu, "bf16") == "channels_last"

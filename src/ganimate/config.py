@@ -269,8 +269,12 @@ class TrainConfig(TrainBase):
                        choices=("center", "pad"), default="center")
     cache: bool = option("cache decoded folder and CIFAR-10 images (uint8) outside the data folder",
                          default=True)
+    memory_format: str = option("auto | contiguous | channels_last: how G's and D's weights and activations lie in "
+                                "memory (auto: channels_last for fp32 on a CPU with AVX-512, where it trains 1.1-1.6x "
+                                "faster; contiguous elsewhere). Changes float rounding, not the model",
+                                choices=("auto", "contiguous", "channels_last"), default="auto")
 
-    RESUMABLE = (*TrainBase.RESUMABLE, "epochs", "eval_n", "strict", "cache")
+    RESUMABLE = (*TrainBase.RESUMABLE, "epochs", "eval_n", "strict", "cache", "memory_format")
 
     def __post_init__(self):
         from ganimate.models import arch_defaults, check_arch

@@ -23,6 +23,7 @@ from ganimate.errors import GanimateError
 from ganimate.gan import GanState, d_update
 from ganimate.images import make_grid, save_png, to_uint8
 from ganimate.models import build_models, count_params
+from ganimate.runtime import resolve_memory_format
 
 
 def paired_labels(y: torch.Tensor | None, n: int) -> torch.Tensor | None:
@@ -113,6 +114,16 @@ def load_training_data(cfg: TrainConfig, log=print):
     return ds
 
 
+
+def training_models(cfg: TrainConfig, device: torch.device) -> tuple[torch.nn.Module, torch.nn.Module, str]:
+    """(G, D, memory format) as `ganimate train` trains them: built from `cfg` and laid out in the memory format
+    `cfg.memory_format` resolves to on `device` at `cfg.precision` (already resolved, not "auto")."""
+    G, D = build_models(cfg)
+    memory_format = resolve_memory_format(cfg.memory_format, device, cfg.precision)
+    if memory_format == "channels_last":
+        G, D = G.to(memory_format=torch.channels_last), D.to(memory_format=torch.channels_last)
+    return G, D, memory_format
+
 class ImageTask:
     """Unconditional or class-conditional image generation: the engine's task for `ganimate train`."""
 
@@ -127,7 +138,8 @@ class ImageTask:
         self.world = World()  # the engine sets the world of a torchrun job
 
     def build_models(self):
-        return build_models(self.cfg)
+        G, D, self.memory_format = training_models(self.cfg, self.device)  # the engine resolved the precision
+        return G, D
 
     def fingerprint(self) -> str:
         return data_fingerprint(self.ds.images, self.ds.labels if self.cfg.conditional else None)
@@ -157,7 +169,7 @@ class ImageTask:
                           f"adaptive p, target {cfg.ada_target})"}[cfg.augment]
         return [f"data: {cfg.dataset}, {len(ds.images):,} images{mirror} {cfg.channels}x{cfg.image_size}x"
                 f"{cfg.image_size}, {classes} | G {count_params(self.gan.G):,} params, D {count_params(self.gan.D):,} "
-                f"params | device {self.device}, {cfg.precision}",
+                f"params | device {self.device}, {cfg.precision}, {self.memory_format.replace('_', '-')}",
                 augment]
 
     def start(self, run_dir: Path) -> None:

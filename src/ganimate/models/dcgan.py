@@ -65,7 +65,13 @@ class Dropout(nn.Dropout):
         if keep == 0:
             return x * 0
         draws = torch.randint(-(2**63), 2**63 - 1, ((x.numel() + 3) // 4,), dtype=torch.int64)
-        mask = draws.view(torch.int16)[: x.numel()].view(x.shape) < keep - 32768
+        kept = draws.view(torch.int16)[: x.numel()] < keep - 32768  # (numel,)
+        # the mask in x's own layout: a channels-last x times a contiguous mask takes a slow mixed-stride path
+        # (2.3 GB/s, and the gradients that flow back inherit it); a contiguous x gets the mask as before
+        dense = x.is_contiguous() or not x.is_contiguous(memory_format=torch.channels_last)
+        mask = (kept.view(x.shape) if dense else kept.as_strided(x.shape, x.stride())).to(x.dtype)
+        if x.dtype == torch.float32:  # the scale in the mask: one pass forward and back, the same numbers
+            return x * mask.mul_(65536 / keep)
         return (x * mask).mul_(65536 / keep)  # the scale as a scalar: not rounded to x's dtype (bf16)
 
 

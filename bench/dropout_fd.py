@@ -49,7 +49,8 @@ def launch(args, impl: str, seed: int) -> subprocess.Popen:
     run = run_dir(Path(args.out), impl, seed)
     train = ["--dataset", args.dataset, "--arch", args.arch, "--max-steps", str(args.steps), "--batch-size",
              str(args.batch_size), "--seed", str(seed), "--out", str(run), "--overwrite", "--no-progress",
-             "--no-report", "--log-every", "300", *(["--conditional"] if args.conditional else [])]
+             "--no-report", "--log-every", "300", "--memory-format", args.memory_format,
+             *(["--conditional"] if args.conditional else [])]
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "MKL_NUM_THREADS": str(args.threads)}
     log = open(Path(args.out) / f"{impl}-s{seed}.log", "w")
     return subprocess.Popen([sys.executable, __file__, "--train", impl, "--", *train], env=env, stdout=log,
@@ -84,10 +85,12 @@ def main() -> None:
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", default="runs/dropout_fd")
+    ap.add_argument("--memory-format", default="auto", choices=("auto", "contiguous", "channels_last"))
+    ap.add_argument("--impls", nargs="+", default=list(IMPLS), choices=IMPLS, help="dropout masks to train with")
     args = ap.parse_args()
     Path(args.out).mkdir(parents=True, exist_ok=True)
 
-    todo = [(impl, seed) for seed in args.seeds for impl in IMPLS
+    todo = [(impl, seed) for seed in args.seeds for impl in args.impls
             if not (run_dir(Path(args.out), impl, seed) / "dropout_fd.json").is_file()]
     running: list[tuple[subprocess.Popen, str, int]] = []
     while todo or running:
@@ -105,10 +108,11 @@ def main() -> None:
             evaluate(run_dir(Path(args.out), impl, seed))  # one process at a time, so scoring is not crowded
             print(f"{impl}-s{seed} done", flush=True)
 
-    print(f"\n{args.arch} on {args.dataset}, {args.steps} steps of {args.batch_size}, EMA generator, N = 10,000\n")
+    print(f"\n{args.arch} on {args.dataset}, {args.steps} steps of {args.batch_size}, --memory-format "
+          f"{args.memory_format}, EMA generator, N = 10,000\n")
     print("| dropout mask | seed | " + " | ".join(METRICS) + " |")
     print("|---|---|" + "---|" * len(METRICS))
-    for impl in IMPLS:
+    for impl in args.impls:
         rows = [evaluate(run_dir(Path(args.out), impl, s)) for s in args.seeds]
         for seed, r in zip(args.seeds, rows, strict=True):
             print(f"| {impl} | {seed} | " + " | ".join(f"{r[m]:.4f}" for m in METRICS) + " |")

@@ -149,7 +149,11 @@ def test_labelled_folder_gets_numbers_and_bad_generators_score_worse(folders, sm
     assert good["precision"] > 0.6 and good["recall"] > 0.6
     for bad in (noise, collapsed):
         assert bad["fd"] > 10 * good["fd"] + 5 and bad["kid"] > 10 * max(good["kid"], 0.01)
-    assert noise["precision"] < good["precision"] - 0.25 and collapsed["recall"] < 0.75 * good["recall"]
+    # noise covers none of the real images; its precision is only lower: this small network maps noise to nearly
+    # one point, which a real image's k-NN ball may hold (0.85 against 0.975 on an AVX-512 CPU, where the old
+    # margin of 0.25 failed; it held on AVX2)
+    assert noise["recall"] < 0.1 < 0.6 < good["recall"] and noise["precision"] < good["precision"]
+    assert collapsed["recall"] < 0.75 * good["recall"]
     assert shuffled["class_acc"] < 0.7 and shuffled["fd"] == good["fd"]  # labels do not move the features
 
 

@@ -114,7 +114,6 @@ def load_training_data(cfg: TrainConfig, log=print):
     return ds
 
 
-
 def training_models(cfg: TrainConfig, device: torch.device) -> tuple[torch.nn.Module, torch.nn.Module, str]:
     """(G, D, memory format) as `ganimate train` trains them: built from `cfg` and laid out in the memory format
     `cfg.memory_format` resolves to on `device` at `cfg.precision` (already resolved, not "auto")."""
@@ -123,6 +122,7 @@ def training_models(cfg: TrainConfig, device: torch.device) -> tuple[torch.nn.Mo
     if memory_format == "channels_last":
         G, D = G.to(memory_format=torch.channels_last), D.to(memory_format=torch.channels_last)
     return G, D, memory_format
+
 
 class ImageTask:
     """Unconditional or class-conditional image generation: the engine's task for `ganimate train`."""

@@ -12,6 +12,12 @@ pipeline on either side), the same batch size and the same thread count (torch.s
 intra- and inter-op pools), and each is timed after warm-up steps. The rounds alternate TensorFlow and
 ganimate, so a change of machine load hits both; the best round of each is reported, and the ratio of those.
 
+Then the ceiling: the FLOPs of one training image (torch.utils.flop_counter: convolutions and matrix products)
+of ganimate's step (D updated, then G against the updated D: three passes of D) and of the tutorial's (both
+gradients from one forward: two passes of D, counted on the same PyTorch modules), and this machine's
+convolution peak (`bench/throughput.py`'s large 3x3 convolution, fp32). It prints the share of that peak each
+side reaches and the share a given ratio (`--target`, 1.5) would need: past 100%, no kernel tuning reaches it.
+
 TensorFlow is an optional bench dependency, never a runtime one. It runs in a subprocess of `--tf-python`
 (default: this interpreter), so it can live in a venv of its own:
 
@@ -166,6 +172,55 @@ def ganimate_rate(batch_size: int, steps: int, warmup: int, threads: int, precis
             "precision": precision, "memory_format": memory_format}
 
 
+def step_flops(batch_size: int = 64) -> dict:
+    """FLOPs per training image on --arch tutorial: ganimate's step, and the TF tutorial's (one forward of G and
+    two of D; D's gradients from its loss, G's from its own, as the two tapes take them), on the same modules."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from ganimate import losses
+    from ganimate.config import TrainConfig
+    from ganimate.gan import GanState
+    from ganimate.train import train_step, training_models
+
+    cfg = TrainConfig(dataset="mnist", arch="tutorial", image_size=28, channels=1, num_classes=0, conditional=False,
+                      batch_size=batch_size, precision="fp32")
+    G, D, _ = training_models(cfg, torch.device("cpu"))
+    gan = GanState.create(G, D, lr_g=TUTORIAL_LR, lr_d=TUTORIAL_LR, betas=(0.5, 0.999), seed=0, precision="fp32",
+                          device=torch.device("cpu"))
+    x, z = torch.rand(batch_size, 1, 28, 28) * 2 - 1, torch.randn(batch_size, cfg.z_dim)
+    with FlopCounterMode(display=False) as ours:
+        train_step(gan, x, None, z)
+    with FlopCounterMode(display=False) as theirs:
+        fake = G(z)
+        real_out, fake_out = D(x), D(fake)
+        torch.autograd.grad(losses.g_loss(fake_out, "bce"), list(G.parameters()), retain_graph=True)
+        torch.autograd.grad(losses.d_loss(real_out, fake_out, "bce"), list(D.parameters()))
+    return {"ganimate": ours.get_total_flops() / batch_size, "tensorflow": theirs.get_total_flops() / batch_size}
+
+
+def ceiling(tf_rate: float, ga_rate: float, threads: int, target: float) -> list[str]:
+    """Lines saying what share of this machine's fp32 conv peak each side reaches and `target` would need."""
+    import torch
+
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from throughput import conv_peak
+
+    torch.set_num_threads(threads)
+    flops, peak = step_flops(), conv_peak(torch.float32)
+    need = target * tf_rate * flops["ganimate"] / 1e9
+
+    def share(rate: float, per_image: float) -> str:
+        return f"{rate * per_image / 1e9:6,.0f} GFLOP/s = {100 * rate * per_image / 1e9 / peak:3.0f}% of the peak"
+
+    return [f"ceiling: fp32 conv peak {peak:,.0f} GFLOP/s (3x3 conv 128->128 at 28x28, batch 64); FLOPs per image: "
+            f"ganimate's step {flops['ganimate'] / 1e6:.0f} M, the tutorial's {flops['tensorflow'] / 1e6:.0f} M",
+            f"  TensorFlow {share(tf_rate, flops['tensorflow'])}",
+            f"  ganimate   {share(ga_rate, flops['ganimate'])}",
+            f"  {target:g}x TensorFlow would need ganimate at {need:,.0f} GFLOP/s = {100 * need / peak:.0f}% of the "
+            "peak"]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--batch-size", type=int, default=256)
@@ -175,6 +230,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2, help="alternating TF / ganimate rounds; the best counts")
     parser.add_argument("--precision", default="auto", help="ganimate's: auto | fp32 | bf16 (TF runs fp32)")
     parser.add_argument("--tf-python", default=sys.executable, help="the Python with TensorFlow installed")
+    parser.add_argument("--target", type=float, default=1.5, help="the ratio whose cost the ceiling lines state")
     parser.add_argument("--tf-worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
 
@@ -206,6 +262,7 @@ def main() -> None:
     print(f"  ganimate, torch {ga_best['version']} ({ga_best['precision']}, {ga_best['memory_format']})  "
           f"{ga_best['images_per_s']:8,.0f} img/s")
     print(f"  ratio ganimate / TensorFlow  {ratio:.2f}x")
+    print("\n".join(ceiling(tf_best["images_per_s"], ga_best["images_per_s"], args.threads, args.target)))
 
 
 if __name__ == "__main__":

@@ -15,8 +15,9 @@ ganimate, so a change of machine load hits both; the best round of each is repor
 Then the ceiling: the FLOPs of one training image (torch.utils.flop_counter: convolutions and matrix products)
 of ganimate's step (D updated, then G against the updated D: three passes of D) and of the tutorial's (both
 gradients from one forward: two passes of D, counted on the same PyTorch modules), and this machine's
-convolution peak (`bench/throughput.py`'s large 3x3 convolution, fp32). It prints the share of that peak each
-side reaches and the share a given ratio (`--target`, 1.5) would need: past 100%, no kernel tuning reaches it.
+convolution peak (`bench/throughput.py`'s large 3x3 convolution, in fp32 and in ganimate's precision). It prints
+the share of that peak each side reaches and the share a given ratio (`--target`, 1.5) would need: past 100%, no
+kernel tuning reaches it.
 
 TensorFlow is an optional bench dependency, never a runtime one. It runs in a subprocess of `--tf-python`
 (default: this interpreter), so it can live in a venv of its own:
@@ -199,26 +200,31 @@ def step_flops(batch_size: int = 64) -> dict:
     return {"ganimate": ours.get_total_flops() / batch_size, "tensorflow": theirs.get_total_flops() / batch_size}
 
 
-def ceiling(tf_rate: float, ga_rate: float, threads: int, target: float) -> list[str]:
-    """Lines saying what share of this machine's fp32 conv peak each side reaches and `target` would need."""
+def ceiling(tf_rate: float, ga_rate: float, threads: int, target: float, precision: str = "fp32") -> list[str]:
+    """Lines saying what share of this machine's conv peak each side reaches (TensorFlow against the fp32 peak,
+    ganimate against the peak of its `precision`) and what share `target` would need."""
     import torch
 
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     from throughput import conv_peak
 
     torch.set_num_threads(threads)
-    flops, peak = step_flops(), conv_peak(torch.float32)
+    flops = step_flops()
+    peaks = {p: conv_peak(torch.bfloat16 if p == "bf16" else torch.float32) for p in dict.fromkeys(["fp32", precision])}
     need = target * tf_rate * flops["ganimate"] / 1e9
 
-    def share(rate: float, per_image: float) -> str:
-        return f"{rate * per_image / 1e9:6,.0f} GFLOP/s = {100 * rate * per_image / 1e9 / peak:3.0f}% of the peak"
+    def share(rate: float, per_image: float, p: str) -> str:
+        achieved = rate * per_image / 1e9
+        return f"{achieved:6,.0f} GFLOP/s = {100 * achieved / peaks[p]:3.0f}% of the {p} peak"
 
-    return [f"ceiling: fp32 conv peak {peak:,.0f} GFLOP/s (3x3 conv 128->128 at 28x28, batch 64); FLOPs per image: "
-            f"ganimate's step {flops['ganimate'] / 1e6:.0f} M, the tutorial's {flops['tensorflow'] / 1e6:.0f} M",
-            f"  TensorFlow {share(tf_rate, flops['tensorflow'])}",
-            f"  ganimate   {share(ga_rate, flops['ganimate'])}",
-            f"  {target:g}x TensorFlow would need ganimate at {need:,.0f} GFLOP/s = {100 * need / peak:.0f}% of the "
-            "peak"]
+    return ["ceiling: conv peak (3x3 conv 128->128 at 28x28, batch 64) "
+            + ", ".join(f"{p} {g:,.0f} GFLOP/s" for p, g in peaks.items())
+            + f"; FLOPs per image: ganimate's step {flops['ganimate'] / 1e6:.0f} M, the tutorial's "
+            f"{flops['tensorflow'] / 1e6:.0f} M",
+            f"  TensorFlow {share(tf_rate, flops['tensorflow'], 'fp32')}",
+            f"  ganimate   {share(ga_rate, flops['ganimate'], precision)}",
+            f"  {target:g}x TensorFlow would need ganimate at {need:,.0f} GFLOP/s = "
+            f"{100 * need / peaks[precision]:.0f}% of the {precision} peak"]
 
 
 def main() -> None:
@@ -262,7 +268,8 @@ def main() -> None:
     print(f"  ganimate, torch {ga_best['version']} ({ga_best['precision']}, {ga_best['memory_format']})  "
           f"{ga_best['images_per_s']:8,.0f} img/s")
     print(f"  ratio ganimate / TensorFlow  {ratio:.2f}x")
-    print("\n".join(ceiling(tf_best["images_per_s"], ga_best["images_per_s"], args.threads, args.target)))
+    print("\n".join(ceiling(tf_best["images_per_s"], ga_best["images_per_s"], args.threads, args.target,
+                             ga_best["precision"])))
 
 
 if __name__ == "__main__":

@@ -141,27 +141,38 @@ def tf_rate(python: str, batch_size: int, steps: int, warmup: int, threads: int)
 # ---------------------------------------------------------------- ganimate: --arch tutorial (this process)
 
 
-def ganimate_rate(batch_size: int, steps: int, warmup: int, threads: int, precision: str) -> dict:
-    """Images/s of ganimate's training step on `--arch tutorial`, unconditional, after `warmup` steps."""
+def tutorial_gan(batch_size: int, precision: str):
+    """(GanState, z_dim, memory format) of `--arch tutorial`, unconditional, Adam at the tutorial's 1e-4, laid out
+    as `ganimate train` lays it out on the CPU; `precision` already resolved (fp32 or bf16)."""
     import torch
 
     from ganimate.config import TrainConfig
     from ganimate.gan import GanState
-    from ganimate.runtime import resolve_precision
-    from ganimate.train import train_step, training_models
+    from ganimate.train import training_models
 
-    torch.set_num_threads(threads)
     device = torch.device("cpu")
-    precision = resolve_precision(precision, device)
     cfg = TrainConfig(dataset="mnist", arch="tutorial", image_size=28, channels=1, num_classes=0, conditional=False,
                       batch_size=batch_size, precision=precision)
     torch.manual_seed(0)
-    G, D, memory_format = training_models(cfg, device)  # as `ganimate train` lays them out
+    G, D, memory_format = training_models(cfg, device)
     gan = GanState.create(G, D, lr_g=TUTORIAL_LR, lr_d=TUTORIAL_LR, betas=(0.5, 0.999), seed=0, precision=precision,
                           device=device)
+    return gan, cfg.z_dim, memory_format
+
+
+def ganimate_rate(batch_size: int, steps: int, warmup: int, threads: int, precision: str) -> dict:
+    """Images/s of ganimate's training step on `--arch tutorial`, unconditional, after `warmup` steps."""
+    import torch
+
+    from ganimate.runtime import resolve_precision
+    from ganimate.train import train_step
+
+    torch.set_num_threads(threads)
+    precision = resolve_precision(precision, torch.device("cpu"))
+    gan, z_dim, memory_format = tutorial_gan(batch_size, precision)
 
     def step(x):
-        train_step(gan, x, None, torch.randn(batch_size, cfg.z_dim))  # noise drawn every step, as TF's
+        train_step(gan, x, None, torch.randn(batch_size, z_dim))  # noise drawn every step, as TF's
 
     x = torch.rand(batch_size, 1, 28, 28, generator=torch.Generator().manual_seed(0)) * 2 - 1  # (B, C, H, W)
     for _ in range(warmup):
@@ -180,16 +191,11 @@ def step_flops(batch_size: int = 64) -> dict:
     from torch.utils.flop_counter import FlopCounterMode
 
     from ganimate import losses
-    from ganimate.config import TrainConfig
-    from ganimate.gan import GanState
-    from ganimate.train import train_step, training_models
+    from ganimate.train import train_step
 
-    cfg = TrainConfig(dataset="mnist", arch="tutorial", image_size=28, channels=1, num_classes=0, conditional=False,
-                      batch_size=batch_size, precision="fp32")
-    G, D, _ = training_models(cfg, torch.device("cpu"))
-    gan = GanState.create(G, D, lr_g=TUTORIAL_LR, lr_d=TUTORIAL_LR, betas=(0.5, 0.999), seed=0, precision="fp32",
-                          device=torch.device("cpu"))
-    x, z = torch.rand(batch_size, 1, 28, 28) * 2 - 1, torch.randn(batch_size, cfg.z_dim)
+    gan, z_dim, _ = tutorial_gan(batch_size, "fp32")
+    G, D = gan.G, gan.D
+    x, z = torch.rand(batch_size, 1, 28, 28) * 2 - 1, torch.randn(batch_size, z_dim)
     with FlopCounterMode(display=False) as ours:
         train_step(gan, x, None, z)
     with FlopCounterMode(display=False) as theirs:

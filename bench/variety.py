@@ -5,12 +5,15 @@
     python bench/variety.py --steps 468                      # a quicker screen: one epoch
     python bench/variety.py --levers base --extra --epochs 8  # options added to every run
     python bench/variety.py --speed 80 --levers base r1 ms1   # per-step speed only (run it on an idle machine)
+    python bench/variety.py --levers r1-ms0.5 q-b64 q-d64       # levers on top of the quality preset's recipe
 
 Each lever is a real `ganimate train` run of the `make demo` preset (conditional MNIST, --arch fast, 4 epochs,
-1,872 steps at batch 128; a lever that changes the batch keeps the step count) into runs/variety/<lever>-s<seed>,
-then `ganimate evaluate --metrics fd,pr,class_acc` on N = 10,000 samples. The table shows FD, precision,
-recall and class accuracy, the training speed relative to the first lever's (the speeds of runs made while
-something else runs beside them are not comparable), and the mean and spread over seeds.
+1,872 steps at batch 128; a lever that changes the batch keeps the step count, except those in `EPOCH_LEVERS`,
+which keep the 4 epochs) into runs/variety/<lever>-s<seed>-<steps>, then `ganimate evaluate --metrics
+fd,pr,class_acc` on N = 10,000 samples. The `q-` levers add one change to the quality preset's recipe
+(`r1-ms0.5`: R1 0.1 and mode seeking 0.5). The table shows FD, precision, recall and class accuracy, the training
+speed relative to the first lever's (the speeds of runs made while something else runs beside them are not
+comparable), and the mean and spread over seeds.
 """
 
 from __future__ import annotations
@@ -45,8 +48,19 @@ LEVERS = {
     "r1-d64": ["--r1", "0.1", "--d-width", "64"],
     "r1-ms0.5": ["--r1", "0.1", "--mode-seeking", "0.5"],  # the quality preset's levers
 }
+# One more lever on top of the quality preset's (R1 0.1, mode seeking 0.5): "q-" + what it adds.
+QUALITY = LEVERS["r1-ms0.5"]
+LEVERS |= {
+    "q-r1-1": [*QUALITY, "--r1", "1"],
+    "q-ttur": [*QUALITY, "--lr-g", "3e-4"],
+    "q-mbstd": [*QUALITY, "--mbstd", "4"],
+    "q-ema0.995": [*QUALITY, "--ema-decay", "0.995"],
+    "q-d64": [*QUALITY, "--d-width", "64"],
+    "q-b256": [*QUALITY, "--batch-size", "256"],
+    "q-b64": [*QUALITY, "--batch-size", "64"],
+}
 # Levers that keep the demo's 4 EPOCHS rather than its steps: the step count is multiplied by this factor.
-EPOCH_LEVERS = {"batch64": 2}
+EPOCH_LEVERS = {"batch64": 2, "q-b64": 2, "q-b256": 0.5}
 
 
 def run(cmd: list[str]) -> str:
@@ -57,7 +71,7 @@ def run(cmd: list[str]) -> str:
 
 
 def one(lever: str, seed: int, extra: list[str], out_root: Path, reuse: bool, steps: int) -> dict:
-    steps *= EPOCH_LEVERS.get(lever, 1)
+    steps = round(steps * EPOCH_LEVERS.get(lever, 1))
     out = out_root / f"{lever}-s{seed}-{steps}"
     done = out / "metrics-variety.json"
     if reuse and done.is_file():

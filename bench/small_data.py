@@ -62,16 +62,21 @@ def run_name(n: int, mode: str) -> str:
     return f"n{n}_{mode}"
 
 
-def split_mode(mode: str) -> tuple[str, float | None]:
-    """A --modes entry as (augment, ADA target or None): "ada0.3" is ADA with target 0.3."""
+def split_mode(mode: str) -> tuple[str, dict]:
+    """A --modes entry as (augment, further TrainConfig settings): "ada0.3" is ADA with target 0.3, a "-crW" suffix
+    adds bCR of weight W ("ada-cr10")."""
+    mode, _, weight = mode.partition("-cr")
+    settings = {"consistency": float(weight)} if weight else {}
     if mode.startswith("ada") and mode != "ada":
-        return "ada", float(mode[3:])
-    return mode, None
+        return "ada", {"ada_target": float(mode[3:]), **settings}
+    return mode, settings
 
 
 def mode_label(mode: str) -> str:
-    augment, target = split_mode(mode)
-    return augment if target is None else f"{augment}, target {target:g}"
+    augment, settings = split_mode(mode)
+    extra = ([f"target {settings['ada_target']:g}"] if "ada_target" in settings else []) + \
+        ([f"bCR {settings['consistency']:g}"] if "consistency" in settings else [])
+    return ", ".join([augment, *extra])
 
 
 def modes_of(results: dict) -> list[str]:
@@ -138,10 +143,10 @@ def train_one(args, n: int, mode: str) -> None:
 
     name, runs = run_name(n, mode), Path(args.runs)
     run = runs / name
-    augment, target = split_mode(mode)
+    augment, settings = split_mode(mode)
     cfg = TrainConfig(dataset=register_subset(n), arch=args.arch, batch_size=args.batch_size, max_steps=args.steps,
                       epochs=10**6, augment=augment, out=str(run), seed=args.seed, progress=False, log_every=100,
-                      precision=args.precision, **({} if target is None else {"ada_target": target}))
+                      precision=args.precision, **settings)
     found = list_checkpoints(run)
     t0 = time.time()
     done = load_checkpoint(found[-1])["step"] if found else 0
@@ -316,7 +321,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--sizes", default="1000,2000,5000,60000")
     ap.add_argument("--modes", default="none,ada,diffaug",
-                    help="augment modes to train at every size; adaT is ada with target T (ada0.3)")
+                    help="augment modes to train at every size; adaT is ada with target T (ada0.3), a -crW suffix adds "
+                         "bCR of weight W (ada-cr10)")
     ap.add_argument("--augment", default="ada", help="the mode the targets are judged with")
     ap.add_argument("--order", default=None, help="run names in the order to train them (default: by size)")
     ap.add_argument("--steps", type=int, default=600)

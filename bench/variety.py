@@ -59,8 +59,17 @@ LEVERS |= {
     "q-b256": [*QUALITY, "--batch-size", "256"],
     "q-b64": [*QUALITY, "--batch-size", "64"],
 }
+# One more lever on top of the batch-64 quality preset (`q-b64`, the shipped one): "q64-" + what it adds.
+QUALITY64 = LEVERS["q-b64"]
+LEVERS |= {
+    "q64-ms1": [*QUALITY64, "--mode-seeking", "1"],
+    "q64-g256": [*QUALITY64, "--g-width", "256"],
+    "q64-adam0": [*QUALITY64, "--beta1", "0", "--beta2", "0.99"],
+    "q64-b32": [*QUALITY64, "--batch-size", "32"],
+}
 # Levers that keep the demo's 4 EPOCHS rather than its steps: the step count is multiplied by this factor.
-EPOCH_LEVERS = {"batch64": 2, "q-b64": 2, "q-b256": 0.5}
+EPOCH_LEVERS = {"batch64": 2, "q-b64": 2, "q-b256": 0.5} | {lever: 2 for lever in LEVERS if lever.startswith("q64-")}
+EPOCH_LEVERS["q64-b32"] = 4
 
 
 def run(cmd: list[str]) -> str:

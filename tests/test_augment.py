@@ -1,5 +1,5 @@
 """Augmentation for small data (augment.py): DiffAugment's operations, ADA's adaptive p, `--augment auto`,
-ADA's state across a resume, and `--mirror`."""
+ADA's state across a resume, `--mirror` and bCR (`--consistency`)."""
 
 import json
 from collections import Counter
@@ -16,6 +16,7 @@ from ganimate.augment import (
     brightness,
     contrast,
     cutout,
+    random_shift,
     resolve_augment,
     saturation,
     translate,
@@ -190,3 +191,27 @@ def test_dry_run_shows_what_auto_will_choose_and_resume_takes_auto_as_the_runs_c
     assert resume_config(run, {"augment": "auto", "max_steps": 3}, type(tiny())).augment == "ada"
     with pytest.raises(GanimateError, match="--augment diffaug conflicts with the run's saved augment=ada"):
         resume_config(run, {"augment": "diffaug"}, type(tiny()))
+
+
+def test_bcr_shifts_by_whole_pixels_charges_d_and_resumes_bit_exactly(tiny):
+    x = torch.rand(64, 1, 16, 16)
+    gen = torch.Generator().manual_seed(3)
+    moved = random_shift(x, gen)
+    shifts = [torch.tensor([[dy], [dx]]) for dy in range(-2, 3) for dx in range(-2, 3)]  # up to 16 / 8 pixels
+    found = [next(tuple(s.flatten().tolist()) for s in shifts
+                  if torch.equal(translate(x[i : i + 1], s[0], s[1], 2), moved[i : i + 1])) for i in range(64)]
+    assert len(set(found)) > 10  # drawn per image, from the generator
+    assert not torch.equal(random_shift(x, gen), moved)
+
+    settings = dict(augment="none", consistency=10.0, max_steps=6, log_every=1, checkpoint_every=3)
+    full = fit(tiny(**settings, out=str(tiny().out) + "-full"))
+    part = fit(tiny(**{**settings, "max_steps": 3}, out=str(tiny().out) + "-part"))
+    fit(resume_config(part, {"max_steps": 6}, type(tiny())), resume=True)
+    plain = fit(tiny(**{**settings, "consistency": 0.0}, out=str(tiny().out) + "-plain"))
+    a, b, c = (load_checkpoint(list_checkpoints(run)[-1]) for run in (full, part, plain))
+    assert all(torch.equal(t, b["D"][name]) for name, t in a["D"].items())  # shifts drawn from the saved state
+    assert not all(torch.equal(t, c["D"][name]) for name, t in a["D"].items())  # the term changes D's updates
+    stats = read_jsonl(full / "stats.jsonl")
+    assert all(r["consistency"] > 0 for r in stats) and "consistency" not in read_jsonl(plain / "stats.jsonl")[0]
+    assert [r["consistency"] for r in stats] == [r["consistency"] for r in read_jsonl(part / "stats.jsonl")]
+    assert "bCR weight 10" in (full / "log.txt").read_text()

@@ -75,6 +75,29 @@ def cutout(x: torch.Tensor, cy: torch.Tensor, cx: torch.Tensor, size: int) -> to
     return x * (~inside).unsqueeze(1).to(x.dtype)
 
 
+def shifter(uy: torch.Tensor, ux: torch.Tensor, h: int, w: int):
+    """The translation of images (B, C, h, w) by up to 1/8 of their size either way, whole pixels, from uniforms
+    uy, ux (B,) in [0, 1)."""
+    limit_y, limit_x = int(h / 8 + 0.5), int(w / 8 + 0.5)
+    dy = (uy * (2 * limit_y + 1)).long() - limit_y  # (B,) in [-limit, limit]
+    dx = (ux * (2 * limit_x + 1)).long() - limit_x
+    return lambda x: translate(x, dy, dx, max(limit_y, limit_x))
+
+
+def uniforms(b: int, n: int, gen: torch.Generator, world, device) -> torch.Tensor:
+    """(b, n) uniforms in [0, 1) on `device` for one process's b images: under torchrun (`world`) drawn for the
+    whole global batch, of which this process takes its rows, so every process's generator stays in step."""
+    size = world.size if world is not None else 1
+    u = torch.rand(b * size, n, generator=gen)  # (B * processes, n)
+    return (world.rows(u) if size > 1 else u).to(device)
+
+
+def random_shift(x: torch.Tensor, gen: torch.Generator, world=None) -> torch.Tensor:
+    """bCR's transform: every image of x (B, C, H, W) shifted by up to 1/8 of its size, zero fill; differentiable."""
+    u = uniforms(x.shape[0], 2, gen, world, x.device)  # (B, 2)
+    return shifter(u[:, 0], u[:, 1], x.shape[2], x.shape[3])(x)
+
+
 def augment(x: torch.Tensor, p: float, gen: torch.Generator, world=None) -> torch.Tensor:
     """DiffAugment's colour, translation and cutout, each applied to each image with probability p.
 
@@ -83,20 +106,16 @@ def augment(x: torch.Tensor, p: float, gen: torch.Generator, world=None) -> torc
     x one process's rows) the numbers of the whole global batch, of which x gets its rows.
     """
     b, _, h, w = x.shape
-    size = world.size if world is not None else 1
-    u = torch.rand(b * size, _DRAWS, generator=gen)  # (B * processes, 12) uniforms in [0, 1)
-    u = (world.rows(u) if size > 1 else u).to(x.device)  # (B, 12)
+    u = uniforms(b, _DRAWS, gen, world, x.device)  # (B, 12)
     if p <= 0:
         return x
     apply = (u[:, :N_OPS] < p).view(b, N_OPS, 1, 1, 1)  # (B, 5, 1, 1, 1)
-    shift_y, shift_x = int(h / 8 + 0.5), int(w / 8 + 0.5)
-    dy = (u[:, 8] * (2 * shift_y + 1)).long() - shift_y  # (B,) in [-shift, shift]
-    dx = (u[:, 9] * (2 * shift_x + 1)).long() - shift_x
+    shift = shifter(u[:, 8], u[:, 9], h, w)
     size = int(h / 2 + 0.5)
     cy = (u[:, 10] * (h + 1 - size % 2)).long()  # (B,) the centre, as DiffAugment draws it
     cx = (u[:, 11] * (w + 1 - size % 2)).long()
     ops = (lambda t: brightness(t, u[:, 5]), lambda t: saturation(t, u[:, 6]), lambda t: contrast(t, u[:, 7]),
-           lambda t: translate(t, dy, dx, max(shift_y, shift_x)), lambda t: cutout(t, cy, cx, size))
+           shift, lambda t: cutout(t, cy, cx, size))
     for i, op in enumerate(ops):
         x = torch.where(apply[:, i], op(x), x) if p < 1 else op(x)
     return x
@@ -126,6 +145,10 @@ class Augmenter:
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         return augment(x, self.p, self.gen, self.world) if self.active else x
+
+    def shift(self, x: torch.Tensor) -> torch.Tensor:
+        """bCR's transform of D's input x (`random_shift`), drawn from this run's generator (whatever the mode)."""
+        return random_shift(x, self.gen, self.world)
 
     def observe(self, real_logits: torch.Tensor) -> None:
         """Accumulate sign(D(real)) (ada only; stays on the device until p is adjusted)."""

@@ -264,6 +264,9 @@ class TrainConfig(TrainBase):
     ada_target: float = option("ADA's target for r_t = E[sign(D(real))] (0.6: D calls 80 percent of the reals real); "
                                "the augmentation probability p rises while r_t is above it and falls below",
                                unit=True, default=0.6)
+    consistency: float = option("weight of balanced consistency regularisation (bCR, Zhao et al. 2021): D pays "
+                                "for scoring an image and a copy shifted by up to 1/8 of its size differently, on "
+                                "real and generated images alike (0: off)", nonneg=True, default=0.0)
     mirror: bool = option("also train on left-right mirrored copies of the data (an epoch shows each image "
                           "and its mirror image once)", default=False)
     crop: str = option("center | pad: how non-square images become square (pad keeps the whole picture)",

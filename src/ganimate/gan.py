@@ -20,11 +20,15 @@ R1_EVERY = 16  # D steps between two R1 penalties (lazy regularisation, Karras e
 
 
 def d_update(gan: GanState, real: tuple, fake: tuple,
-             on_real_logits: Callable[[torch.Tensor], None] | None = None) -> dict[str, torch.Tensor | float]:
+             on_real_logits: Callable[[torch.Tensor], None] | None = None,
+             consistency: tuple[float, Callable[[torch.Tensor], torch.Tensor]] | None = None,
+             ) -> dict[str, torch.Tensor | float]:
     """One step of D with the GAN loss (gan.loss) on logits: `real` and `fake` are D's arguments (the fake
     already detached from G; augmented, where the trainer augments, by the caller), `on_real_logits` a callable
     that receives D's logits on the reals (ADA's overfitting signal). With gan.r1 > 0, every R1_EVERY-th step adds
-    the R1 penalty (Mescheder et al. 2018) r1 / 2 * |grad_x D(x)|^2 on the reals, times R1_EVERY. Returns
+    the R1 penalty (Mescheder et al. 2018) r1 / 2 * |grad_x D(x)|^2 on the reals, times R1_EVERY. `consistency`
+    (weight, T) adds balanced consistency regularisation (bCR, Zhao et al. 2021): weight * the mean squared
+    difference of D's logits on an image and on T(image), over the reals and the fakes. Returns
     detached loss_d, D(x) and D(G(z)), and `skipped` 1.0 when the loss was not finite (or fp16's gradients
     overflowed) and the step was left out."""
     penalise = gan.r1 > 0 and gan.d_steps % R1_EVERY == 0
@@ -33,6 +37,9 @@ def d_update(gan: GanState, real: tuple, fake: tuple,
         real = (real[0].detach().requires_grad_(True), *real[1:])
     with gan.amp():
         real_logits, fake_logits = gan.D_step(*real).float(), gan.D_step(*fake).float()
+        if consistency is not None:
+            transform = consistency[1]
+            moved = gan.D_step(transform(real[0]), *real[1:]).float(), gan.D_step(transform(fake[0]), *fake[1:]).float()
     if on_real_logits is not None:
         on_real_logits(real_logits.detach())
     loss_d = losses.d_loss(real_logits, fake_logits, gan.loss)
@@ -42,6 +49,10 @@ def d_update(gan: GanState, real: tuple, fake: tuple,
         penalty = grad.float().square().flatten(1).sum(1).mean()
         loss_d = loss_d + gan.r1 / 2 * R1_EVERY * penalty
         stats["r1"] = penalty.detach()
+    if consistency is not None:
+        cr = (moved[0] - real_logits).square().mean() + (moved[1] - fake_logits).square().mean()
+        loss_d = loss_d + consistency[0] * cr
+        stats["consistency"] = cr.detach()
     skipped = not gan.step_D(loss_d)
     return {"loss_d": loss_d.detach(), "d_real": torch.sigmoid(real_logits.detach()).mean(),
             "d_fake": torch.sigmoid(fake_logits.detach()).mean(), "skipped": float(skipped), **stats}

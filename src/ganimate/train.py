@@ -36,7 +36,7 @@ def paired_labels(y: torch.Tensor | None, n: int) -> torch.Tensor | None:
 
 def train_step(gan: GanState, x, y, z, augment: Callable[[torch.Tensor], torch.Tensor] | None = None,
                on_real_logits: Callable[[torch.Tensor], None] | None = None,
-               mode_seeking: float = 0.0) -> dict[str, torch.Tensor]:
+               mode_seeking: float = 0.0, consistency: tuple[float, Callable] | None = None) -> dict[str, torch.Tensor]:
     """One D update and one G update of `gan` on a real batch x (B, C, H, W) in [-1, 1], labels y (B,) or None
     and latents z (B, z_dim).
 
@@ -47,7 +47,8 @@ def train_step(gan: GanState, x, y, z, augment: Callable[[torch.Tensor], torch.T
     through it. `on_real_logits` receives D's logits on the (augmented) reals. The forward passes run in the
     gan's precision (bf16 / fp16 autocast, or fp32); losses, weights and optimizer state stay fp32.
     `mode_seeking` > 0 adds that weight of `losses.mode_seeking` to G's loss: the fakes are then drawn in pairs
-    (i, i + B/2) of one class (`paired_labels`). Returns detached scalars, and `skipped` 1.0 when a non-finite loss
+    (i, i + B/2) of one class (`paired_labels`). `consistency` (weight, T) adds bCR to D's loss on what D sees
+    (`gan.d_update`). Returns detached scalars, and `skipped` 1.0 when a non-finite loss
     left an update out (checking costs one host sync per update).
     """
     y_fake = paired_labels(y, len(z)) if mode_seeking else y
@@ -57,7 +58,7 @@ def train_step(gan: GanState, x, y, z, augment: Callable[[torch.Tensor], torch.T
     if augment is not None:
         x, fake = augment(x), augment(fake)  # (B, C, H, W) each, fresh draws per image
 
-    stats = d_update(gan, (x, y), (fake.detach(), y_fake), on_real_logits)
+    stats = d_update(gan, (x, y), (fake.detach(), y_fake), on_real_logits, consistency)
     with gan.g_pass():
         with gan.amp():
             loss_g = losses.g_loss(gan.D_step(fake, y_fake).float(), gan.loss)
@@ -67,6 +68,8 @@ def train_step(gan: GanState, x, y, z, augment: Callable[[torch.Tensor], torch.T
            "skipped": max(stats["skipped"], float(g_skipped))}
     if seek is not None:
         out["mode_seeking"] = seek.detach()
+    if "consistency" in stats:
+        out["consistency"] = stats["consistency"]
     return out
 
 
@@ -145,8 +148,9 @@ class ImageTask:
         return data_fingerprint(self.ds.images, self.ds.labels if self.cfg.conditional else None)
 
     def state_dict(self) -> dict:
-        """What the engine checkpoints besides the GAN: the augmentation's p and random state."""
-        return {"augment": self.aug.state_dict()} if self.aug.active else {}
+        """What the engine checkpoints besides the GAN: the augmentation's p and random state (which bCR's shifts
+        draw from too)."""
+        return {"augment": self.aug.state_dict()} if self.aug.active or self.cfg.consistency else {}
 
     def load_state_dict(self, state: dict) -> None:
         """Restore the augmentation's state; a checkpoint without one was trained without augmentation (a run from
@@ -167,6 +171,8 @@ class ImageTask:
                               "on every image)",
                    "ada": f"D sees real and generated images through ADA (colour, translation, cutout with "
                           f"adaptive p, target {cfg.ada_target})"}[cfg.augment]
+        if cfg.consistency:
+            augment += f"; bCR weight {cfg.consistency:g} (D's logits kept under shifts of up to 1/8 of the size)"
         return [f"data: {cfg.dataset}, {len(ds.images):,} images{mirror} {cfg.channels}x{cfg.image_size}x"
                 f"{cfg.image_size}, {classes} | G {count_params(self.gan.G):,} params, D {count_params(self.gan.D):,} "
                 f"params | device {self.device}, {cfg.precision}, {self.memory_format.replace('_', '-')}",
@@ -205,8 +211,9 @@ class ImageTask:
         z = torch.randn(self.cfg.batch_size, self.cfg.z_dim, generator=gan.noise)  # (B, z_dim), the global batch's
         z = self.world.rows(z).to(self.device)
         p = aug.p  # the probability this step ran with
+        consistency = (self.cfg.consistency, aug.shift) if self.cfg.consistency else None
         stats = train_step(gan, x, y, z, augment=aug if aug.active else None, on_real_logits=aug.observe,
-                           mode_seeking=self.cfg.mode_seeking)
+                           mode_seeking=self.cfg.mode_seeking, consistency=consistency)
         aug.step()
         if aug.mode == "ada":
             stats["aug_p"] = torch.tensor(p)

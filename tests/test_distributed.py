@@ -130,9 +130,11 @@ def test_sync_batchnorm_is_one_batch_norm_over_the_global_batch(tmp_path):
 
 
 def test_two_processes_train_like_one_on_the_same_global_batch(tmp_path):
-    # ADA with target 0 raises p from the 4th step on: the augmentation's draws and p must follow one process's too;
-    # fp32, since bf16 (auto on a CPU with AVX-512 BF16) rounds each sum far above the tolerances below
-    overrides = dict(max_steps=6, log_every=3, batch_size=20, augment="ada", ada_target=0.0, precision="fp32")
+    # ADA with target 0 raises p from the 4th step on: the augmentation's draws and p must follow one process's too,
+    # and so must bCR's shifts (--consistency); fp32, since bf16 (auto on a CPU with AVX-512 BF16) rounds each sum
+    # far above the tolerances below
+    overrides = dict(max_steps=6, log_every=3, batch_size=20, augment="ada", ada_target=0.0, consistency=1.0,
+                     precision="fp32")
     spawn(_train_worker, str(tmp_path / "ddp"), overrides)
     ranks = [torch.load(tmp_path / "ddp" / f"rank{r}.pt", weights_only=True) for r in range(2)]
     for net in ("G", "D", "G_ema"):  # every process holds exactly the same networks
@@ -168,6 +170,7 @@ def test_two_processes_train_like_one_on_the_same_global_batch(tmp_path):
     state = load_checkpoint(list_checkpoints(run_dir)[-1])
     assert state["step"] == 6 and "module." not in "".join(state["G"])  # the one-process checkpoint format
     assert state["task"]["augment"]["p"] > 0
+    assert all(s["consistency"] > 0 for s in stats)  # bCR charged D on every logged step
 
 
 def test_a_process_that_stops_answering_ends_the_others_with_one_line_after_the_timeout(tmp_path):

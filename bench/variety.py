@@ -47,6 +47,7 @@ LEVERS = {
     "ms0.3": ["--mode-seeking", "0.3"],
     "r1-d64": ["--r1", "0.1", "--d-width", "64"],
     "r1-ms0.5": ["--r1", "0.1", "--mode-seeking", "0.5"],  # the quality preset's levers
+    "cr1": ["--consistency", "1"],
 }
 # One more lever on top of the quality preset's (R1 0.1, mode seeking 0.5): "q-" + what it adds.
 QUALITY = LEVERS["r1-ms0.5"]
@@ -66,6 +67,7 @@ LEVERS |= {
     "q64-g256": [*QUALITY64, "--g-width", "256"],
     "q64-adam0": [*QUALITY64, "--beta1", "0", "--beta2", "0.99"],
     "q64-b32": [*QUALITY64, "--batch-size", "32"],
+    "q64-cr1": [*QUALITY64, "--consistency", "1"],
 }
 # Levers that keep the demo's 4 EPOCHS rather than its steps: the step count is multiplied by this factor.
 EPOCH_LEVERS = {"batch64": 2, "q-b64": 2, "q-b256": 0.5} | {lever: 2 for lever in LEVERS if lever.startswith("q64-")}

@@ -18,6 +18,7 @@ from ganimate.augment import (
     cutout,
     random_shift,
     resolve_augment,
+    resolve_consistency,
     saturation,
     translate,
 )
@@ -118,20 +119,29 @@ def test_ada_p_rises_while_d_is_overconfident_on_reals_and_falls_otherwise():
 def test_auto_resolves_by_dataset_size_into_the_saved_config_and_ada_logs_p(tiny):
     assert [resolve_augment("auto", n) for n in (1000, 9999, 10_000, 60_000)] == ["ada", "ada", "none", "none"]
     assert resolve_augment("diffaug", 60_000) == "diffaug" and resolve_augment("none", 10) == "none"
+    # bCR comes with auto's ada only; a weight the user gives is kept, 0 included
+    assert [resolve_consistency(None, "auto", n) for n in (9999, 10_000)] == [aug_module.AUTO_CONSISTENCY, 0.0]
+    assert [resolve_consistency(None, a, 100) for a in ("ada", "diffaug", "none")] == [0.0, 0.0, 0.0]
+    assert resolve_consistency(0.0, "auto", 100) == 0.0 and resolve_consistency(3.0, "none", 10**6) == 3.0
 
     small = fit(tiny(max_steps=4, log_every=2, out=str(tiny().out) + "-small"))  # synthetic: 2,000 images
-    assert json.loads((small / "config.json").read_text())["augment"] == "ada"
+    saved = json.loads((small / "config.json").read_text())
+    assert saved["augment"] == "ada" and saved["consistency"] == aug_module.AUTO_CONSISTENCY == 1.0
     log = (small / "log.txt").read_text()
-    assert "--augment auto: ada (2,000 images, under 10,000)" in log and '"augment": "ada"' in log
+    assert "--augment auto: ada with bCR weight 1 (2,000 images, under 10,000)" in log and '"augment": "ada"' in log
     assert "aug p 0.000" in log
     stats = read_jsonl(small / "stats.jsonl")
-    assert [r["aug_p"] for r in stats] == [0.0, 0.0]
+    assert [r["aug_p"] for r in stats] == [0.0, 0.0] and all(r["consistency"] > 0 for r in stats)
+    plain = fit(tiny(max_steps=2, consistency=0.0, out=str(tiny().out) + "-ada-only"))  # --consistency 0: ADA alone
+    assert json.loads((plain / "config.json").read_text())["consistency"] == 0.0
+    assert "consistency" not in read_jsonl(plain / "stats.jsonl")[-1]
     p_saved = load_checkpoint(list_checkpoints(small)[-1])["task"]["augment"]["p"]  # after the adjustment at step 4
     assert p_saved in (0.0, pytest.approx(50 * 4 / aug_module.ADA_SPEED_IMAGES))
 
     big = _register("augtest-10k", _images(10_000, 0))
     run = fit(tiny(dataset=big, max_steps=1, out=str(tiny().out) + "-big"))
-    assert json.loads((run / "config.json").read_text())["augment"] == "none"
+    saved = json.loads((run / "config.json").read_text())
+    assert saved["augment"] == "none" and saved["consistency"] == 0.0
     assert "--augment auto: none (10,000 images, at least 10,000)" in (run / "log.txt").read_text()
     assert "aug_p" not in read_jsonl(run / "stats.jsonl")[-1]
 
@@ -174,19 +184,33 @@ def test_mirror_adds_each_image_flipped_once_per_epoch(tmp_path, tiny):
 def test_a_run_from_before_augment_resumes_without_it(tiny):
     run = fit(tiny(augment="none", max_steps=2))
     saved = json.loads((run / "config.json").read_text())
-    del saved["augment"], saved["ada_target"], saved["mirror"]  # a config.json written before --augment existed
+    for key in ("augment", "ada_target", "mirror", "consistency"):  # a config.json written before --augment existed
+        del saved[key]
     (run / "config.json").write_text(json.dumps(saved))
     cfg = resume_config(run, {"max_steps": 3}, type(tiny()))
-    assert cfg.augment == "auto"
+    assert cfg.augment == "auto" and cfg.consistency is None
     fit(cfg, resume=True)
-    assert json.loads((run / "config.json").read_text())["augment"] == "none"
+    saved = json.loads((run / "config.json").read_text())
+    assert saved["augment"] == "none" and saved["consistency"] == 0.0
     assert "--augment ada -> none: the checkpoint was trained without augmentation" in (run / "log.txt").read_text()
-    assert "aug_p" not in read_jsonl(run / "stats.jsonl")[-1]
+    assert not {"aug_p", "consistency"} & set(read_jsonl(run / "stats.jsonl")[-1])
+
+
+def test_an_ada_run_from_before_bcr_resumes_without_it(tiny):
+    run = fit(tiny(augment="ada", max_steps=2))
+    saved = json.loads((run / "config.json").read_text())
+    assert saved["consistency"] == 0.0  # an ada the user chose brings no bCR
+    del saved["consistency"]  # a config.json written before --consistency existed
+    (run / "config.json").write_text(json.dumps(saved))
+    fit(resume_config(run, {"max_steps": 4}, type(tiny())), resume=True)
+    assert json.loads((run / "config.json").read_text())["consistency"] == 0.0
+    assert "consistency" not in read_jsonl(run / "stats.jsonl")[-1]
 
 
 def test_dry_run_shows_what_auto_will_choose_and_resume_takes_auto_as_the_runs_choice(tiny, cli):
-    assert '"augment": "ada"' in cli("train", "--dataset", "synthetic", "--dry-run").stdout  # 2,000 images
-    assert '"augment": "none"' in cli("train", "--dataset", "mnist", "--dry-run").stdout  # 60,000
+    small, big = (cli("train", "--dataset", d, "--dry-run").stdout for d in ("synthetic", "mnist"))
+    assert '"augment": "ada"' in small and '"consistency": 1.0' in small  # 2,000 images
+    assert '"augment": "none"' in big and '"consistency": 0.0' in big  # 60,000
     run = fit(tiny(max_steps=2))
     assert resume_config(run, {"augment": "auto", "max_steps": 3}, type(tiny())).augment == "ada"
     with pytest.raises(GanimateError, match="--augment diffaug conflicts with the run's saved augment=ada"):

@@ -241,7 +241,10 @@ def test_recompute_bn_stats_averages_over_the_batches_and_restores_the_layer():
 def test_channels_last_trains_the_same_model_and_resumes(tmp_path, tiny):
     """--memory-format channels_last: the weights lie channels-last, match a contiguous run's to float rounding
     after a few steps, and a resumed run continues bit for bit as an uninterrupted one."""
-    settings = dict(arch="paper", batch_size=100, epochs=2)  # 10 steps per epoch; paper: dropout and batch norm
+    # 10 steps per epoch; paper: dropout and batch norm. Without bCR (on by default for these 2,000 images): its
+    # gradient, from the difference of two nearly equal logits, carries relative rounding errors that Adam turns
+    # into steps several times those tolerated below (2.7e-3 of the largest weight after 4 steps, 6e-4 without)
+    settings = dict(arch="paper", batch_size=100, epochs=2, consistency=0.0)
     flat = fit(tiny(out=str(tmp_path / "flat"), max_steps=4, memory_format="contiguous", **settings))
     full = fit(tiny(out=str(tmp_path / "full"), max_steps=4, memory_format="channels_last", **settings))
     assert "fp32, channels-last" in (full / "log.txt").read_text()

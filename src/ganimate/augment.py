@@ -20,6 +20,7 @@ import torch.nn.functional as F
 
 MODES = ("none", "diffaug", "ada")
 SMALL_DATASET = 10_000  # `auto` augments (ada) datasets with fewer images than this
+AUTO_CONSISTENCY = 1.0  # and adds bCR of this weight to them (reports/small_data_10k.md)
 ADA_INTERVAL = 4  # steps between two adjustments of p (the paper's N = 4 minibatches)
 # Real images over which p can move from 0 to 1. The paper uses 500k for runs of millions of images; a
 # ganimate CPU run sees some 40k-300k (600-5,000 steps of 64), and p must be able to rise early within one.
@@ -33,6 +34,14 @@ def resolve_augment(augment: str, n_images: int) -> str:
     if augment != "auto":
         return augment
     return "ada" if n_images < SMALL_DATASET else "none"
+
+
+def resolve_consistency(consistency: float | None, augment: str, n_images: int) -> float:
+    """--consistency's default (None): AUTO_CONSISTENCY where `--augment auto` picks ada (a small dataset), else 0;
+    `augment` as the user gave it (before `resolve_augment`). A given weight is kept."""
+    if consistency is not None:
+        return consistency
+    return AUTO_CONSISTENCY if resolve_augment(augment, n_images) == "ada" and augment == "auto" else 0.0
 
 
 def brightness(x: torch.Tensor, r: torch.Tensor) -> torch.Tensor:

@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 
 from ganimate import __version__
-from ganimate.augment import resolve_augment
+from ganimate.augment import resolve_augment, resolve_consistency
 from ganimate.cliargs import Parser, add_config_args, add_train_command, run_command
 from ganimate.clips.cli import add_clip_commands
 from ganimate.config import SampleConfig, TrainConfig
@@ -59,7 +59,8 @@ def train_models(cfg: TrainConfig):
             where = cachefiles.usable_dir(cfg.data_folders(), lambda _: None) if cfg.cache else None
             cfg.image_size = folder.native_size(root, files, cfg.crop, print, where=where,
                                                 listing=cachefiles.listing_key(scanned))
-    if n_images is not None:  # what --augment auto will choose
+    if n_images is not None:  # what --augment auto (and --consistency's default with it) will choose
+        cfg.consistency = resolve_consistency(cfg.consistency, cfg.augment, n_images)
         cfg.augment = resolve_augment(cfg.augment, n_images)
     for key in ("image_size", "channels"):
         if getattr(cfg, key) is None:

@@ -259,14 +259,15 @@ class TrainConfig(TrainBase):
                          "unconditional even with class folders or a labelled built-in dataset)",
                          choices=("auto", "folders", "none"), default="auto")
     augment: str = option("auto | none | diffaug | ada: augmentation D sees on real and generated images alike "
-                          "(auto: ada for datasets under 10k images, none otherwise)",
+                          "(auto: ada with bCR weight 1 for datasets under 10k images, none otherwise)",
                           choices=("auto", "none", "diffaug", "ada"), default="auto")
     ada_target: float = option("ADA's target for r_t = E[sign(D(real))] (0.6: D calls 80 percent of the reals real); "
                                "the augmentation probability p rises while r_t is above it and falls below",
                                unit=True, default=0.6)
-    consistency: float = option("weight of balanced consistency regularisation (bCR, Zhao et al. 2021): D pays "
-                                "for scoring an image and a copy shifted by up to 1/8 of its size differently, on "
-                                "real and generated images alike (0: off)", nonneg=True, default=0.0)
+    consistency: float | None = option("weight of balanced consistency regularisation (bCR, Zhao et al. 2021): D "
+                                       "pays for scoring an image and a copy shifted by up to 1/8 of its size "
+                                       "differently, on real and generated images alike (0: off; default: 1 where "
+                                       "--augment auto picks ada, else 0)", nonneg=True, default=None)
     mirror: bool = option("also train on left-right mirrored copies of the data (an epoch shows each image "
                           "and its mirror image once)", default=False)
     crop: str = option("center | pad: how non-square images become square (pad keeps the whole picture)",

@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 
 from ganimate import losses
-from ganimate.augment import SMALL_DATASET, Augmenter, resolve_augment
+from ganimate.augment import SMALL_DATASET, Augmenter, resolve_augment, resolve_consistency
 from ganimate.config import TrainConfig
 from ganimate.distributed import World
 from ganimate.engine import data_fingerprint, epoch_indices, run
@@ -108,9 +108,11 @@ def load_training_data(cfg: TrainConfig, log=print):
             f"the run was trained with {cfg.num_classes} classes but {cfg.dataset} has {ds.num_classes}"
         )
     cfg.image_size, cfg.channels, cfg.num_classes = ds.image_size, ds.channels, ds.num_classes
+    cfg.consistency = resolve_consistency(cfg.consistency, cfg.augment, len(ds.images))
     if cfg.augment == "auto":
         cfg.augment = resolve_augment(cfg.augment, len(ds.images))
-        log(f"--augment auto: {cfg.augment} ({len(ds.images):,} images, "
+        bcr = f" with bCR weight {cfg.consistency:g}" if cfg.augment == "ada" and cfg.consistency else ""
+        log(f"--augment auto: {cfg.augment}{bcr} ({len(ds.images):,} images, "
             f"{'under' if cfg.augment == 'ada' else 'at least'} {SMALL_DATASET:,})")
     if len(ds.images) < cfg.batch_size:
         raise GanimateError(f"--batch-size {cfg.batch_size} is larger than the dataset ({len(ds.images)} images)")
@@ -157,9 +159,9 @@ class ImageTask:
         before --augment, whose config's missing `augment` read as auto), and so it continues."""
         if "augment" in state:
             self.aug.load_state_dict(state["augment"])
-        elif self.aug.active:
+        elif self.aug.active or self.cfg.consistency:
             self.log(f"--augment {self.cfg.augment} -> none: the checkpoint was trained without augmentation")
-            self.cfg.augment = "none"
+            self.cfg.augment, self.cfg.consistency = "none", 0.0
             self.aug = Augmenter("none")
 
     def describe(self) -> list[str]:

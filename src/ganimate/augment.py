@@ -41,7 +41,7 @@ def resolve_consistency(consistency: float | None, augment: str, n_images: int) 
     `augment` as the user gave it (before `resolve_augment`). A given weight is kept."""
     if consistency is not None:
         return consistency
-    return AUTO_CONSISTENCY if resolve_augment(augment, n_images) == "ada" and augment == "auto" else 0.0
+    return AUTO_CONSISTENCY if augment == "auto" and n_images < SMALL_DATASET else 0.0
 
 
 def brightness(x: torch.Tensor, r: torch.Tensor) -> torch.Tensor:

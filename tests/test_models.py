@@ -333,3 +333,53 @@ def test_dropout_keeps_the_asked_share_scaled_and_is_identity_in_eval():
     y = Dropout(0.3).train()(cl)
     assert y.is_contiguous(memory_format=torch.channels_last) and abs(float((y != 0).float().mean()) - 0.7) < 0.003
     assert y.unique().tolist() == [0.0, torch.tensor(65536 / round(0.7 * 65536)).item()]  # the scale in float32
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+@pytest.mark.parametrize("size,channels,num_classes,bn_affine",
+                         [(28, 1, 10, False), (32, 3, 0, True), (64, 1, 0, True)])
+def test_folded_generator_computes_what_g_computes_in_eval_mode(arch, size, channels, num_classes, bn_affine):
+    """Sampling's folded copy (batch norm in the layers before it, channels-last rows, torch's kernel for one output
+    channel) gives G's eval-mode images to float rounding, whatever the running statistics and affine parameters."""
+    import torch.nn as nn
+
+    from ganimate.models.folded import FoldedGenerator, _TorchKernel, foldable
+    from ganimate.sample import inference_copy
+
+    torch.manual_seed(0)
+    G = get_arch(arch).generator(z_dim=8, image_size=size, channels=channels, num_classes=num_classes, width=32,
+                                 bn_affine=bn_affine)
+    for bn in (m for m in G.modules() if isinstance(m, nn.BatchNorm2d)):  # statistics unlike a fresh layer's
+        bn.running_mean.normal_(0, 0.5)
+        bn.running_var.uniform_(0.2, 3.0)
+        if bn.affine:
+            bn.weight.data.normal_(1, 0.3)
+            bn.bias.data.normal_(0, 0.3)
+    z, y = torch.randn(6, 8), (torch.arange(6) % 10 if num_classes else None)
+    with torch.no_grad():
+        want = G.eval()(z, y)
+    assert foldable(G)
+    rng = torch.get_rng_state()
+    folded = inference_copy(G)
+    assert torch.equal(rng, torch.get_rng_state())  # training's --eval-every samples through it mid-run
+    assert isinstance(folded, FoldedGenerator) and not any(isinstance(m, nn.BatchNorm2d) for m in folded.modules())
+    assert any(isinstance(m, _TorchKernel) for m in folded.modules()) == (channels == 1)
+    with torch.inference_mode():
+        got = folded(z, y)
+    assert got.shape == want.shape and torch.allclose(got, want, atol=2e-5, rtol=0)
+    assert not torch.equal(G.eval()(z, y), G.train()(z, y))  # the statistics matter: eval is not train mode
+    assert torch.backends.mkldnn.enabled  # switched back on after the last layer
+
+
+def test_a_generator_with_its_own_forward_is_copied_not_folded():
+    from ganimate.models.folded import FoldedGenerator, foldable
+    from ganimate.sample import inference_copy
+
+    class Other(FastGenerator):
+        def forward(self, z, y=None):
+            return super().forward(z, y) * 0.5
+
+    G = Other(z_dim=8, image_size=28, channels=1, width=32)
+    assert not foldable(G) and type(inference_copy(G)) is Other
+    with pytest.raises(ValueError, match="cannot be folded"):
+        FoldedGenerator(G)

@@ -13,6 +13,7 @@ from ganimate.config import SampleConfig, run_data_folders
 from ganimate.errors import GanimateError
 from ganimate.images import check_output_file, make_grid, save_npz, save_png, to_uint8
 from ganimate.memory import check_fits
+from ganimate.models.folded import FoldedGenerator, foldable
 from ganimate.runs import load_generator
 from ganimate.runtime import autocast
 
@@ -37,9 +38,12 @@ def sample_labels(n: int, num_classes: int, class_: int | None = None) -> torch.
 
 def inference_copy(G):
     """A copy of G for sampling only: eval mode, no gradients and, on the CPU, channels_last weights (oneDNN's
-    transposed convolutions run faster in that layout; the demo run's images came out identical, bench/RESULTS.md)."""
+    transposed convolutions run faster in that layout; the demo run's images came out identical, bench/RESULTS.md)
+    and, for the image GANs' generators, batch norm folded into the layers before it (`models.folded`)."""
     G = copy.deepcopy(G).eval().requires_grad_(False)
     if next(G.parameters()).device.type == "cpu":
+        if foldable(G):
+            G = FoldedGenerator(G)
         G.to(memory_format=torch.channels_last)
     return G
 

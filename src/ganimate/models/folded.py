@@ -1,0 +1,120 @@
+"""A DCGAN generator folded for sampling: the same function as the trained one in eval mode, fewer passes over memory.
+
+In eval mode a batch norm is a fixed per-channel scale and shift, so it folds into the layer before it (the dense
+layer's rows, a transposed convolution's output channels, plus a bias): two memory-bound passes over each
+activation fewer. The dense layer's rows are reordered to (height, width, channel), so its output is already the
+channels-last tensor oneDNN's transposed convolutions want, without a copy. LeakyReLU runs in place. A last
+transposed convolution with one output channel runs on torch's own kernel (a matrix product and col2im): oneDNN
+is about 3x slower on that shape (bench/RESULTS.md, "Evaluation speed").
+
+Only rounding differs from the unfolded generator (a few pixels in a million move by one grey level); training
+never sees this module: `sample.inference_copy` builds it for sampling on the CPU.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from ganimate.models.dcgan import DCGANGenerator, class_weights
+
+
+def _scale_shift(bn: nn.BatchNorm2d) -> tuple[torch.Tensor, torch.Tensor]:
+    """(scale, shift) per channel with bn(x) == x * scale + shift in eval mode."""
+    scale = torch.rsqrt(bn.running_var.double() + bn.eps)
+    shift = -bn.running_mean.double() * scale
+    if bn.affine:
+        scale, shift = scale * bn.weight.double(), shift * bn.weight.double() + bn.bias.double()
+    return scale, shift
+
+
+def _fold_conv_transpose(conv: nn.ConvTranspose2d, bn: nn.BatchNorm2d) -> nn.ConvTranspose2d:
+    """conv followed by bn (eval) as one transposed convolution with a bias."""
+    scale, shift = _scale_shift(bn)
+    folded = copy.deepcopy(conv)
+    if folded.bias is None:
+        folded.bias = nn.Parameter(torch.zeros(conv.out_channels, dtype=conv.weight.dtype, device=conv.weight.device))
+    with torch.no_grad():
+        # ConvTranspose2d weights are (in, out / groups, kH, kW): the output channel is dim 1
+        folded.weight.copy_(conv.weight.double() * scale.view(1, -1, 1, 1))
+        old_bias = conv.bias.double() if conv.bias is not None else 0.0
+        folded.bias.copy_(old_bias * scale + shift)
+    return folded
+
+
+class _TorchKernel(nn.Module):
+    """A layer run with oneDNN switched off (torch's own kernel) when not under autocast."""
+
+    def __init__(self, layer: nn.Module):
+        super().__init__()
+        self.layer = layer
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if torch.is_autocast_enabled(x.device.type):
+            return self.layer(x)
+        mkldnn = torch.backends.mkldnn
+        was = mkldnn.enabled  # only this switch: mkldnn.flags() would also reset its precision settings
+        mkldnn.enabled = False
+        try:
+            return self.layer(x)
+        finally:
+            mkldnn.enabled = was
+
+
+def foldable(G: nn.Module) -> bool:
+    """Whether `FoldedGenerator` reproduces G: a DCGANGenerator with its own forward and running batch-norm stats."""
+    if not isinstance(G, DCGANGenerator) or type(G).forward is not DCGANGenerator.forward:
+        return False
+    norms = [G.fc_norm, *(m for m in G.net if isinstance(m, nn.BatchNorm2d))]
+    if not all(bn.track_running_stats for bn in norms):
+        return False
+    mods = list(G.net)
+    return all(isinstance(mods[i - 1], nn.ConvTranspose2d) for i, m in enumerate(mods)
+               if isinstance(m, nn.BatchNorm2d) and i > 0) and not isinstance(mods[0], nn.BatchNorm2d)
+
+
+class FoldedGenerator(nn.Module):
+    """G (a `DCGANGenerator`, see `foldable`) with its batch norms folded, for sampling only (eval mode, no grads)."""
+
+    def __init__(self, G: DCGANGenerator):
+        super().__init__()
+        if not foldable(G):
+            raise ValueError(f"{type(G).__name__} cannot be folded")
+        self.z_dim, self.image_size, self.channels = G.z_dim, G.image_size, G.channels
+        self.num_classes, self.width, self.base = G.num_classes, G.width, G.base
+        self.embed = copy.deepcopy(G.embed)
+        w, hw = G.width, G.base * G.base
+        scale, shift = _scale_shift(G.fc_norm)
+        weight = G.fc.weight.double().view(w, hw, -1) * scale.view(w, 1, 1)  # rows (channel, position)
+        self.fc = nn.utils.skip_init(nn.Linear, G.fc.in_features, G.fc.out_features,  # no draw from the global RNG
+                                     device=G.fc.weight.device, dtype=G.fc.weight.dtype)
+        with torch.no_grad():
+            self.fc.weight.copy_(weight.transpose(0, 1).reshape(hw * w, -1))  # rows (position, channel)
+            self.fc.bias.copy_(shift.repeat(hw))
+        mods, layers, i = list(G.net), [], 0
+        while i < len(mods):
+            m = mods[i]
+            if isinstance(m, nn.ConvTranspose2d) and i + 1 < len(mods) and isinstance(mods[i + 1], nn.BatchNorm2d):
+                layers.append(_fold_conv_transpose(m, mods[i + 1]))
+                i += 2
+                continue
+            if isinstance(m, nn.LeakyReLU):
+                layers.append(nn.LeakyReLU(m.negative_slope, inplace=True))
+            elif isinstance(m, nn.ConvTranspose2d) and m.out_channels == 1:
+                layers.append(_TorchKernel(copy.deepcopy(m)))
+            else:
+                layers.append(copy.deepcopy(m))
+            i += 1
+        self.net = nn.Sequential(*layers)
+        self.eval().requires_grad_(False)
+
+    def forward(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        if self.embed is not None:
+            if y is None:
+                raise ValueError("this generator is conditional: pass class labels")
+            z = torch.cat([z, self.embed(class_weights(y, self.num_classes, z.dtype))], dim=1)
+        h = self.fc(z).view(-1, self.base, self.base, self.width).permute(0, 3, 1, 2)  # channels-last (B, W, b, b)
+        return self.net(F.leaky_relu_(h, 0.2))  # (B, C, H, W)

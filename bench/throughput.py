@@ -17,6 +17,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from ganimate.config import TrainConfig
 from ganimate.gan import GanState
+from ganimate.sample import inference_copy
 from ganimate.train import train_step, training_models
 
 
@@ -58,8 +59,8 @@ def measure(arch: str, precision: str, batch_size: int, steps: int, warmup: int,
         train_step(gan, x, y, z)
     train_rate = steps * batch_size / (time.perf_counter() - t0)
 
-    G.eval()
-    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=amp):
+    G = inference_copy(G)  # as `ganimate sample` and `evaluate` draw: eval mode, batch norm folded
+    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=amp):
         zs, ys = torch.randn(500, cfg.z_dim), torch.arange(500) % 10
         G(zs, ys)
         t0 = time.perf_counter()

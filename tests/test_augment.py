@@ -126,9 +126,9 @@ def test_auto_resolves_by_dataset_size_into_the_saved_config_and_ada_logs_p(tiny
 
     small = fit(tiny(max_steps=4, log_every=2, out=str(tiny().out) + "-small"))  # synthetic: 2,000 images
     saved = json.loads((small / "config.json").read_text())
-    assert saved["augment"] == "ada" and saved["consistency"] == aug_module.AUTO_CONSISTENCY == 1.0
+    assert saved["augment"] == "ada" and saved["consistency"] == aug_module.AUTO_CONSISTENCY == 0.5
     log = (small / "log.txt").read_text()
-    assert "--augment auto: ada with bCR weight 1 (2,000 images, under 10,000)" in log and '"augment": "ada"' in log
+    assert "--augment auto: ada with bCR weight 0.5 (2,000 images, under 10,000)" in log and '"augment": "ada"' in log
     assert "aug p 0.000" in log
     stats = read_jsonl(small / "stats.jsonl")
     assert [r["aug_p"] for r in stats] == [0.0, 0.0] and all(r["consistency"] > 0 for r in stats)
@@ -209,7 +209,7 @@ def test_an_ada_run_from_before_bcr_resumes_without_it(tiny):
 
 def test_dry_run_shows_what_auto_will_choose_and_resume_takes_auto_as_the_runs_choice(tiny, cli):
     small, big = (cli("train", "--dataset", d, "--dry-run").stdout for d in ("synthetic", "mnist"))
-    assert '"augment": "ada"' in small and '"consistency": 1.0' in small  # 2,000 images
+    assert '"augment": "ada"' in small and '"consistency": 0.5' in small  # 2,000 images
     assert '"augment": "none"' in big and '"consistency": 0.0' in big  # 60,000
     run = fit(tiny(max_steps=2))
     assert resume_config(run, {"augment": "auto", "max_steps": 3}, type(tiny())).augment == "ada"

@@ -259,7 +259,7 @@ class TrainConfig(TrainBase):
                          "unconditional even with class folders or a labelled built-in dataset)",
                          choices=("auto", "folders", "none"), default="auto")
     augment: str = option("auto | none | diffaug | ada: augmentation D sees on real and generated images alike "
-                          "(auto: ada with bCR weight 1 for datasets under 10k images, none otherwise)",
+                          "(auto: ada with bCR weight 0.5 for datasets under 10k images, none otherwise)",
                           choices=("auto", "none", "diffaug", "ada"), default="auto")
     ada_target: float = option("ADA's target for r_t = E[sign(D(real))] (0.6: D calls 80 percent of the reals real); "
                                "the augmentation probability p rises while r_t is above it and falls below",

@@ -47,6 +47,5 @@ def cas_real(dataset: str, n: int, num_classes: int, *, seed: int = 0, data_dir:
     parts = {"kind": "cas_real", "dataset": dataset, "n": n, "seed": seed, "budget": dataclasses.asdict(budget),
              "image_size": image_size, "channels": channels, "torch": torch.__version__.split("+")[0],
              "memory_format": "channels_last",  # as `cas` trains now (classifier.SmallCNN)
-             "adamw": "fused",  # classifier.adamw
              **data_identity(dataset, image_size=image_size, channels=channels, **folder)}
     return float(cached_arrays(parts, compute)["accuracy"])

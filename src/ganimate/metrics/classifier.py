@@ -149,17 +149,6 @@ def warmup_cosine(step: int, total: int, warmup: float = 0.25, start: float = 0.
     return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - ramp) / max(1, total - ramp))))
 
 
-def adamw(model: nn.Module, budget: TrainBudget) -> torch.optim.AdamW:
-    """AdamW for `budget`, fused where torch has it for the weights' device (the CPU since torch 2.4): one kernel
-    for all weights instead of a dozen elementwise passes over each, which took 10 ms of CAS's 61 ms step on
-    channels-last weights (bench/RESULTS.md, "Evaluation speed")."""
-    params = list(model.parameters())
-    try:
-        return torch.optim.AdamW(params, lr=budget.lr, weight_decay=budget.weight_decay, fused=True)
-    except (RuntimeError, ValueError):  # torch < 2.4 fuses on CUDA only
-        return torch.optim.AdamW(params, lr=budget.lr, weight_decay=budget.weight_decay)
-
-
 def train_classifier(
     images: torch.Tensor,
     labels: torch.Tensor,
@@ -182,7 +171,7 @@ def train_classifier(
     n = len(images)
     steps_per_epoch = math.ceil(n / budget.batch_size)
     total = budget.steps or max(1, round(budget.epochs * steps_per_epoch))
-    opt = adamw(model, budget)
+    opt = torch.optim.AdamW(model.parameters(), lr=budget.lr, weight_decay=budget.weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: warmup_cosine(s, total))
     model.train()
     step, start = 0, time.perf_counter()

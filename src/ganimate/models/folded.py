@@ -3,9 +3,9 @@
 In eval mode a batch norm is a fixed per-channel scale and shift, so it folds into the layer before it (the dense
 layer's rows, a transposed convolution's output channels, plus a bias): two memory-bound passes over each
 activation fewer. The dense layer's rows are reordered to (height, width, channel), so its output is already the
-channels-last tensor oneDNN's transposed convolutions want, without a copy. LeakyReLU runs in place. A last
-transposed convolution with one output channel runs on torch's own kernel (a matrix product and col2im): oneDNN
-is about 3x slower on that shape (bench/RESULTS.md, "Evaluation speed").
+channels-last tensor oneDNN's transposed convolutions want, without a copy. LeakyReLU runs in place.
+(torch's own kernel for a last layer of one output channel was 3x faster than oneDNN's, but drew slightly
+different pixels in about one process of five, so it is not used: bench/RESULTS.md, "Evaluation speed".)
 
 Only rounding differs from the unfolded generator (a few pixels in a million move by one grey level); training
 never sees this module: `sample.inference_copy` builds it for sampling on the CPU.
@@ -43,25 +43,6 @@ def _fold_conv_transpose(conv: nn.ConvTranspose2d, bn: nn.BatchNorm2d) -> nn.Con
         old_bias = conv.bias.double() if conv.bias is not None else 0.0
         folded.bias.copy_(old_bias * scale + shift)
     return folded
-
-
-class _TorchKernel(nn.Module):
-    """A layer run with oneDNN switched off (torch's own kernel) when not under autocast."""
-
-    def __init__(self, layer: nn.Module):
-        super().__init__()
-        self.layer = layer
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if torch.is_autocast_enabled(x.device.type):
-            return self.layer(x)
-        mkldnn = torch.backends.mkldnn
-        was = mkldnn.enabled  # only this switch: mkldnn.flags() would also reset its precision settings
-        mkldnn.enabled = False
-        try:
-            return self.layer(x)
-        finally:
-            mkldnn.enabled = was
 
 
 def foldable(G: nn.Module) -> bool:
@@ -103,8 +84,6 @@ class FoldedGenerator(nn.Module):
                 continue
             if isinstance(m, nn.LeakyReLU):
                 layers.append(nn.LeakyReLU(m.negative_slope, inplace=True))
-            elif isinstance(m, nn.ConvTranspose2d) and m.out_channels == 1:
-                layers.append(_TorchKernel(copy.deepcopy(m)))
             else:
                 layers.append(copy.deepcopy(m))
             i += 1

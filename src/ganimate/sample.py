@@ -40,12 +40,9 @@ def inference_copy(G):
     """A copy of G for sampling only: eval mode, no gradients and, on the CPU, channels_last weights (oneDNN's
     transposed convolutions run faster in that layout; the demo run's images came out identical, bench/RESULTS.md)
     and, for the image GANs' generators, batch norm folded into the layers before it (`models.folded`)."""
-    G = copy.deepcopy(G).eval().requires_grad_(False)
-    if next(G.parameters()).device.type == "cpu":
-        if foldable(G):
-            G = FoldedGenerator(G)
-        G.to(memory_format=torch.channels_last)
-    return G
+    cpu = next(G.parameters()).device.type == "cpu"
+    G = FoldedGenerator(G) if cpu and foldable(G) else copy.deepcopy(G).eval().requires_grad_(False)  # G untouched
+    return G.to(memory_format=torch.channels_last) if cpu else G
 
 
 def generate_images(G, n: int, seed: int, y: torch.Tensor | None, batch_size: int = 500,

@@ -52,9 +52,9 @@ def foldable(G: nn.Module) -> bool:
     norms = [G.fc_norm, *(m for m in G.net if isinstance(m, nn.BatchNorm2d))]
     if not all(bn.track_running_stats for bn in norms):
         return False
-    mods = list(G.net)
-    return all(isinstance(mods[i - 1], nn.ConvTranspose2d) for i, m in enumerate(mods)
-               if isinstance(m, nn.BatchNorm2d) and i > 0) and not isinstance(mods[0], nn.BatchNorm2d)
+    mods = list(G.net)  # every batch norm of the stack directly after a transposed convolution
+    return all(i > 0 and isinstance(mods[i - 1], nn.ConvTranspose2d) for i, m in enumerate(mods)
+               if isinstance(m, nn.BatchNorm2d))
 
 
 class FoldedGenerator(nn.Module):

@@ -343,7 +343,7 @@ def test_folded_generator_computes_what_g_computes_in_eval_mode(arch, size, chan
     G's eval-mode images to float rounding, whatever the running statistics and affine parameters."""
     import torch.nn as nn
 
-    from ganimate.models.folded import FoldedGenerator, foldable
+    from ganimate.models.folded import FoldedGenerator, GemmConvTranspose2d, foldable
     from ganimate.sample import inference_copy
 
     torch.manual_seed(0)
@@ -363,6 +363,7 @@ def test_folded_generator_computes_what_g_computes_in_eval_mode(arch, size, chan
     folded = inference_copy(G)
     assert torch.equal(rng, torch.get_rng_state())  # training's --eval-every samples through it mid-run
     assert isinstance(folded, FoldedGenerator) and not any(isinstance(m, nn.BatchNorm2d) for m in folded.modules())
+    assert isinstance(folded.net[-2], GemmConvTranspose2d)  # the last layer, a few output channels: matmul + fold
     with torch.inference_mode():
         got = folded(z, y)
     assert got.shape == want.shape and torch.allclose(got, want, atol=2e-5, rtol=0)

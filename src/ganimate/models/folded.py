@@ -4,8 +4,10 @@ In eval mode a batch norm is a fixed per-channel scale and shift, so it folds in
 layer's rows, a transposed convolution's output channels, plus a bias): two memory-bound passes over each
 activation fewer. The dense layer's rows are reordered to (height, width, channel), so its output is already the
 channels-last tensor oneDNN's transposed convolutions want, without a copy. LeakyReLU runs in place.
-(torch's own kernel for a last layer of one output channel was 3x faster than oneDNN's, but drew slightly
-different pixels in about one process of five, so it is not used: bench/RESULTS.md, "Evaluation speed".)
+The last transposed convolution, with its one to four output channels, runs as a matrix product and an
+overlap-add (`GemmConvTranspose2d`): oneDNN's kernel for so few output channels ran at a few GFLOP/s.
+(torch's own kernel for that layer was 3x faster than oneDNN's too, but drew slightly different pixels in about
+one process of five, so it is not used: bench/RESULTS.md, "Evaluation speed".)
 
 Only rounding differs from the unfolded generator (a few pixels in a million move by one grey level); training
 never sees this module: `sample.inference_copy` builds it for sampling on the CPU.
@@ -20,6 +22,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ganimate.models.dcgan import DCGANGenerator, class_weights
+
+GEMM_MAX_CHANNELS = 4  # transposed convolutions with at most this many output channels run as `GemmConvTranspose2d`
 
 
 def _scale_shift(bn: nn.BatchNorm2d) -> tuple[torch.Tensor, torch.Tensor]:
@@ -43,6 +47,39 @@ def _fold_conv_transpose(conv: nn.ConvTranspose2d, bn: nn.BatchNorm2d) -> nn.Con
         old_bias = conv.bias.double() if conv.bias is not None else 0.0
         folded.bias.copy_(old_bias * scale + shift)
     return folded
+
+
+class GemmConvTranspose2d(nn.Module):
+    """A transposed convolution with few output channels as one batched matrix product and `F.fold`'s overlap-add.
+
+    Every input pixel's contribution to the output is its channel vector times the weight seen as (Cin, Cout * k * k):
+    a matrix product of the whole batch, then `F.fold` adds the k x k patches into the output at the stride.
+    Input channels-last (B, Cin, H, W); output contiguous (B, Cout, Ho, Wo)."""
+
+    def __init__(self, conv: nn.ConvTranspose2d):
+        super().__init__()
+        if not supports_gemm(conv):
+            raise ValueError("only square, ungrouped, undilated transposed convolutions")
+        cin, cout, k, _ = conv.weight.shape
+        self.kernel, self.stride, self.padding = k, conv.stride[0], conv.padding[0]
+        self.output_padding = conv.output_padding[0]
+        self.register_buffer("weight_t", conv.weight.detach().reshape(cin, cout * k * k).t().contiguous())
+        bias = conv.bias.detach() if conv.bias is not None else torch.zeros(cout, dtype=conv.weight.dtype)
+        self.register_buffer("bias", bias.clone().view(1, cout, 1, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, cin, h, w = x.shape
+        k, s, p = self.kernel, self.stride, self.padding
+        size = ((h - 1) * s - 2 * p + k + self.output_padding, (w - 1) * s - 2 * p + k + self.output_padding)
+        rows = x.permute(0, 2, 3, 1).reshape(b, h * w, cin).transpose(1, 2)  # (B, Cin, HW): a view when channels-last
+        cols = torch.matmul(self.weight_t, rows)  # (B, Cout * k * k, HW)
+        return F.fold(cols, size, k, padding=p, stride=s).add_(self.bias)
+
+
+def supports_gemm(conv: nn.ConvTranspose2d) -> bool:
+    return (conv.groups == 1 and conv.dilation == (1, 1) and conv.kernel_size[0] == conv.kernel_size[1]
+            and conv.stride[0] == conv.stride[1] and conv.padding[0] == conv.padding[1]
+            and conv.output_padding[0] == conv.output_padding[1] and conv.padding_mode == "zeros")
 
 
 def foldable(G: nn.Module) -> bool:
@@ -82,7 +119,9 @@ class FoldedGenerator(nn.Module):
                 layers.append(_fold_conv_transpose(m, mods[i + 1]))
                 i += 2
                 continue
-            if isinstance(m, nn.LeakyReLU):
+            if isinstance(m, nn.ConvTranspose2d) and m.out_channels <= GEMM_MAX_CHANNELS and supports_gemm(m):
+                layers.append(GemmConvTranspose2d(m))
+            elif isinstance(m, nn.LeakyReLU):
                 layers.append(nn.LeakyReLU(m.negative_slope, inplace=True))
             else:
                 layers.append(copy.deepcopy(m))

@@ -69,6 +69,7 @@ LEVERS |= {
     "q64-b32": [*QUALITY64, "--batch-size", "32"],
     "q64-cr1": [*QUALITY64, "--consistency", "1"],
     "q64-z128": [*QUALITY64, "--z-dim", "128"],
+    "q64-cbn": [*QUALITY64, "--class-norm"],
 }
 # Levers that keep the demo's 4 EPOCHS rather than its steps: the step count is multiplied by this factor.
 EPOCH_LEVERS = {"batch64": 2, "q-b64": 2, "q-b256": 0.5} | {lever: 2 for lever in LEVERS if lever.startswith("q64-")}

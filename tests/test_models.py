@@ -382,3 +382,44 @@ def test_a_generator_with_its_own_forward_is_copied_not_folded():
     assert not foldable(G) and type(inference_copy(G)) is Other
     with pytest.raises(ValueError, match="cannot be folded"):
         FoldedGenerator(G)
+
+
+def test_class_norm_starts_as_the_plain_generator_and_then_modulates_per_class():
+    """`--class-norm`: a modulation per class after each of G's batch norms, zero at the start, so the new G computes
+    what the same weights compute without it; once learned, one class's rows move and another's do not."""
+    torch.manual_seed(0)
+    plain = FastGenerator(z_dim=8, image_size=28, channels=1, num_classes=10, width=32)
+    G = FastGenerator(z_dim=8, image_size=28, channels=1, num_classes=10, width=32, class_norm=True)
+    assert len(G.class_norms) == 2  # after fc_norm and after the one batch norm of the stack
+    G.load_state_dict(plain.state_dict(), strict=False)
+    z, y = torch.randn(6, 8), torch.tensor([0, 1, 2, 3, 4, 5])
+    assert torch.equal(G(z, y), plain(z, y))
+    with torch.no_grad():
+        G.class_norms[1].weight[3].normal_(0, 1)  # class 3 only
+    moved = (G(z, y) - plain(z, y)).abs().flatten(1).amax(1)
+    assert moved[3] > 1e-3 and moved[[0, 1, 2, 4, 5]].max() < 1e-6
+    blend = torch.zeros(1, 10)
+    blend[0, 3] = blend[0, 4] = 0.5  # class morphs feed blends of one-hot rows
+    assert G(z[:1], blend).shape == (1, 1, 28, 28)
+    assert FastGenerator(z_dim=8, image_size=28, channels=1, num_classes=0, width=32, class_norm=True).class_norms is None
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_folded_generator_keeps_the_class_norms(arch):
+    from ganimate.models.folded import FoldedGenerator
+    from ganimate.sample import inference_copy
+
+    torch.manual_seed(0)
+    G = get_arch(arch).generator(z_dim=8, image_size=28, channels=1, num_classes=10, width=32, class_norm=True)
+    for m in G.class_norms:
+        m.weight.data.normal_(0, 0.5)
+    for bn in (m for m in G.modules() if isinstance(m, torch.nn.BatchNorm2d)):
+        bn.running_mean.normal_(0, 0.5)
+        bn.running_var.uniform_(0.2, 3.0)
+    z, y = torch.randn(6, 8), torch.arange(6)
+    with torch.no_grad():
+        want = G.eval()(z, y)
+    folded = inference_copy(G)
+    assert isinstance(folded, FoldedGenerator)
+    with torch.inference_mode():
+        assert torch.allclose(folded(z, y), want, atol=2e-5, rtol=0)

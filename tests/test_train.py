@@ -139,6 +139,17 @@ def test_resume_errors(tmp_path, tiny):
     assert resume_config(run, {}, TrainConfig).max_steps == 2  # no checkpoint yet: the run starts over
 
 
+def test_class_norm_trains_resumes_and_needs_labels(tmp_path, tiny):
+    full = fit(tiny(out=str(tmp_path / "full"), max_steps=6, class_norm=True))
+    part = fit(tiny(out=str(tmp_path / "part"), max_steps=4, class_norm=True))
+    fit(resume_config(part, {"max_steps": 6}, TrainConfig), resume=True)
+    assert_same_state(weights(full), weights(part))
+    assert any(k.startswith("class_norms.") for k in weights(full)["G"])
+    assert json.loads((full / "config.json").read_text())["class_norm"] is True
+    with pytest.raises(GanimateError, match="--class-norm .* needs a conditional run"):
+        fit(tiny(out=str(tmp_path / "u"), class_norm=True, conditional=False))
+
+
 def test_unconditional_training(tiny):
     run = fit(tiny(max_steps=2, conditional=False))
     state = weights(run)

@@ -236,6 +236,9 @@ class TrainConfig(TrainBase):
     d_width: int | None = option("channels of D's first convolution (default: the arch's)", positive=True,
                                  default=None)
     bn_affine: bool = option("batch norm with scale and bias (the paper found without better)", default=False)
+    class_norm: bool = option("class-conditional batch norm in G (de Vries et al. 2017, as in BigGAN): each batch "
+                              "norm's output scaled and shifted by a learned amount per class; conditional runs only",
+                              default=False)
     mbstd: int = option("minibatch standard deviation in D over groups of N images (Karras et al. 2018; 0: off)",
                         nonneg=True, default=0)
     loss: str = option("bce (the DCGAN paper's non-saturating loss) | hinge (Lim & Ye 2017)", choices=("bce", "hinge"),

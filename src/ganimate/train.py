@@ -103,6 +103,8 @@ def load_training_data(cfg: TrainConfig, log=print):
         raise GanimateError(f"--conditional needs class labels, and {why}")
     if cfg.conditional is None:
         cfg.conditional = ds.num_classes > 0
+    if cfg.class_norm and not cfg.conditional:
+        raise GanimateError("--class-norm modulates G per class: it needs a conditional run (class labels)")
     if cfg.num_classes and cfg.num_classes != ds.num_classes:
         raise GanimateError(
             f"the run was trained with {cfg.num_classes} classes but {cfg.dataset} has {ds.num_classes}"

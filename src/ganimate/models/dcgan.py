@@ -85,8 +85,24 @@ def upsampling_plan(image_size: int) -> tuple[int, int]:
     return image_size // (2**n), n
 
 
+class ClassModulation(nn.Module):
+    """The class part of conditional batch norm (de Vries et al. 2017; BigGAN): h * (1 + gamma(y)) + beta(y) per
+    channel, gamma and beta learned per class and zero at the start, so a new G begins as the plain one."""
+
+    def __init__(self, num_classes: int, channels: int):
+        super().__init__()
+        self.weight = nn.Parameter(torch.zeros(num_classes, 2 * channels))  # (K, [gamma, beta])
+
+    def forward(self, h: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        """h (B, C, H, W) after a batch norm, w class weights (B, K)."""
+        gamma, beta = (w @ self.weight).to(h.dtype).chunk(2, 1)  # (B, C) each
+        return h * (1 + gamma[:, :, None, None]) + beta[:, :, None, None]
+
+
 class DCGANGenerator(nn.Module):
-    """z (B, z_dim) [+ class] -> dense -> (width, base, base) -> `upsampling` stack -> image (B, C, H, W) in [-1, 1]."""
+    """z (B, z_dim) [+ class] -> dense -> (width, base, base) -> `upsampling` stack -> image (B, C, H, W) in [-1, 1].
+
+    With `class_norm` (conditional G only) every batch norm's output is modulated per class (`ClassModulation`)."""
 
     def __init__(
         self,
@@ -97,6 +113,7 @@ class DCGANGenerator(nn.Module):
         width: int = 256,
         embed_dim: int = 50,
         bn_affine: bool = True,
+        class_norm: bool = False,
     ):
         super().__init__()
         self.z_dim, self.image_size, self.channels, self.num_classes = z_dim, image_size, channels, num_classes
@@ -107,19 +124,31 @@ class DCGANGenerator(nn.Module):
         self.fc = nn.Linear(in_dim, width * self.base * self.base, bias=False)
         self.fc_norm = nn.BatchNorm2d(width, affine=bn_affine)
         self.net = nn.Sequential(*self.upsampling(width, n_up, channels, bn_affine))
+        norms = [width, *(m.num_features for m in self.net if isinstance(m, nn.BatchNorm2d))]
+        self.class_norms = (nn.ModuleList(ClassModulation(num_classes, c) for c in norms)
+                            if class_norm and num_classes else None)  # after fc_norm, then after each net batch norm
 
     def upsampling(self, width: int, n_up: int, channels: int, bn_affine: bool) -> list[nn.Module]:
         """Layers from (B, width, base, base) to (B, channels, base * 2**n_up, ...), ending in tanh."""
         raise NotImplementedError
 
     def forward(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        w = None
         if self.embed is not None:
             if y is None:
                 raise ValueError("this generator is conditional: pass class labels")
-            z = torch.cat([z, self.embed(class_weights(y, self.num_classes, z.dtype))], dim=1)
+            w = class_weights(y, self.num_classes, z.dtype)  # (B, K)
+            z = torch.cat([z, self.embed(w)], dim=1)
         h = self.fc(z).view(-1, self.width, self.base, self.base)  # (B, W, base, base)
-        h = F.leaky_relu(self.fc_norm(h), 0.2)
-        return self.net(h)  # (B, C, H, W)
+        if self.class_norms is None:
+            return self.net(F.leaky_relu(self.fc_norm(h), 0.2))  # (B, C, H, W)
+        h = F.leaky_relu(self.class_norms[0](self.fc_norm(h), w), 0.2)
+        norms = iter(self.class_norms[1:])
+        for layer in self.net:
+            h = layer(h)
+            if isinstance(layer, nn.BatchNorm2d):
+                h = next(norms)(h, w)
+        return h  # (B, C, H, W)
 
 
 class DCGANDiscriminator(nn.Module):
@@ -304,7 +333,8 @@ def init_weights(module: nn.Module) -> None:
 def _make(cfg) -> tuple[DCGANGenerator, DCGANDiscriminator]:
     spec = get_arch(cfg.arch)
     num_classes = cfg.num_classes if cfg.conditional else 0
-    G = spec.generator(cfg.z_dim, cfg.image_size, cfg.channels, num_classes, cfg.g_width, bn_affine=cfg.bn_affine)
+    G = spec.generator(cfg.z_dim, cfg.image_size, cfg.channels, num_classes, cfg.g_width, bn_affine=cfg.bn_affine,
+                       class_norm=getattr(cfg, "class_norm", False))
     D = spec.discriminator(cfg.image_size, cfg.channels, num_classes, cfg.d_width, bn_affine=cfg.bn_affine,
                            mbstd=getattr(cfg, "mbstd", 0))
     return G, D

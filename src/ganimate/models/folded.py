@@ -103,7 +103,7 @@ class FoldedGenerator(nn.Module):
             raise ValueError(f"{type(G).__name__} cannot be folded")
         self.z_dim, self.image_size, self.channels = G.z_dim, G.image_size, G.channels
         self.num_classes, self.width, self.base = G.num_classes, G.width, G.base
-        self.embed = copy.deepcopy(G.embed)
+        self.embed, self.class_norms = copy.deepcopy(G.embed), copy.deepcopy(G.class_norms)
         w, hw = G.width, G.base * G.base
         scale, shift = _scale_shift(G.fc_norm)
         weight = G.fc.weight.double().view(w, hw, -1) * scale.view(w, 1, 1)  # rows (channel, position)
@@ -117,6 +117,8 @@ class FoldedGenerator(nn.Module):
             m = mods[i]
             if isinstance(m, nn.ConvTranspose2d) and i + 1 < len(mods) and isinstance(mods[i + 1], nn.BatchNorm2d):
                 layers.append(_fold_conv_transpose(m, mods[i + 1]))
+                if self.class_norms is not None:
+                    layers.append(ClassNormSlot())  # where G modulates the batch norm's output per class
                 i += 2
                 continue
             if isinstance(m, nn.ConvTranspose2d) and m.out_channels <= GEMM_MAX_CHANNELS and supports_gemm(m):
@@ -130,9 +132,21 @@ class FoldedGenerator(nn.Module):
         self.eval().requires_grad_(False)
 
     def forward(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        w = None
         if self.embed is not None:
             if y is None:
                 raise ValueError("this generator is conditional: pass class labels")
-            z = torch.cat([z, self.embed(class_weights(y, self.num_classes, z.dtype))], dim=1)
+            w = class_weights(y, self.num_classes, z.dtype)  # (B, K)
+            z = torch.cat([z, self.embed(w)], dim=1)
         h = self.fc(z).view(-1, self.base, self.base, self.width).permute(0, 3, 1, 2)  # channels-last (B, W, b, b)
-        return self.net(F.leaky_relu_(h, 0.2))  # (B, C, H, W)
+        if self.class_norms is None:
+            return self.net(F.leaky_relu_(h, 0.2))  # (B, C, H, W)
+        h = F.leaky_relu_(self.class_norms[0](h, w), 0.2)
+        norms = iter(self.class_norms[1:])
+        for layer in self.net:
+            h = next(norms)(h, w) if isinstance(layer, ClassNormSlot) else layer(h)
+        return h  # (B, C, H, W)
+
+
+class ClassNormSlot(nn.Identity):
+    """Marks where `FoldedGenerator.forward` applies the next of G's class modulations (`--class-norm`)."""

@@ -391,7 +391,8 @@ def test_class_norm_starts_as_the_plain_generator_and_then_modulates_per_class()
     plain = FastGenerator(z_dim=8, image_size=28, channels=1, num_classes=10, width=32)
     G = FastGenerator(z_dim=8, image_size=28, channels=1, num_classes=10, width=32, class_norm=True)
     assert len(G.class_norms) == 2  # after fc_norm and after the one batch norm of the stack
-    G.load_state_dict(plain.state_dict(), strict=False)
+    missing, unexpected = G.load_state_dict(plain.state_dict(), strict=False)
+    assert not unexpected and missing == ["class_norms.0.weight", "class_norms.1.weight"]
     z, y = torch.randn(6, 8), torch.tensor([0, 1, 2, 3, 4, 5])
     assert torch.equal(G(z, y), plain(z, y))
     with torch.no_grad():
@@ -401,7 +402,8 @@ def test_class_norm_starts_as_the_plain_generator_and_then_modulates_per_class()
     blend = torch.zeros(1, 10)
     blend[0, 3] = blend[0, 4] = 0.5  # class morphs feed blends of one-hot rows
     assert G(z[:1], blend).shape == (1, 1, 28, 28)
-    assert FastGenerator(z_dim=8, image_size=28, channels=1, num_classes=0, width=32, class_norm=True).class_norms is None
+    unconditional = FastGenerator(z_dim=8, image_size=28, channels=1, num_classes=0, width=32, class_norm=True)
+    assert unconditional.class_norms is None
 
 
 @pytest.mark.parametrize("arch", ARCHS)
@@ -423,3 +425,21 @@ def test_folded_generator_keeps_the_class_norms(arch):
     assert isinstance(folded, FoldedGenerator)
     with torch.inference_mode():
         assert torch.allclose(folded(z, y), want, atol=2e-5, rtol=0)
+
+
+def test_class_norms_survive_the_distributed_batch_norm_swap():
+    """Under torchrun G's batch norms become `distributed.SyncBatchNorm` (not a BatchNorm2d): G must still modulate
+    after each of them, and still fold for sampling."""
+    from ganimate.distributed import sync_batchnorm
+    from ganimate.models.folded import foldable
+
+    torch.manual_seed(0)
+    G = FastGenerator(z_dim=8, image_size=28, channels=1, num_classes=10, width=32, class_norm=True)
+    for m in G.class_norms:
+        m.weight.data.normal_(0, 0.5)
+    z, y = torch.randn(6, 8), torch.arange(6)
+    with torch.no_grad():
+        want = G.train()(z, y)
+        synced = sync_batchnorm(G)
+        assert torch.allclose(synced.train()(z, y), want, atol=1e-5, rtol=0)
+    assert foldable(synced)

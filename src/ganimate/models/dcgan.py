@@ -85,6 +85,23 @@ def upsampling_plan(image_size: int) -> tuple[int, int]:
     return image_size // (2**n), n
 
 
+def condition(embed: nn.Module | None, num_classes: int, z: torch.Tensor, y: torch.Tensor | None
+              ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """A generator's input and class weights: (z with the class embedding concatenated, class weights (B, K)), or
+    (z, None) for an unconditional G (`embed` None)."""
+    if embed is None:
+        return z, None
+    if y is None:
+        raise ValueError("this generator is conditional: pass class labels")
+    w = class_weights(y, num_classes, z.dtype)  # (B, K)
+    return torch.cat([z, embed(w)], dim=1), w
+
+
+def is_batch_norm(m: nn.Module) -> bool:
+    """A batch norm of any kind, the distributed runs' SyncBatchNorm included."""
+    return isinstance(m, nn.modules.batchnorm._BatchNorm)
+
+
 class ClassModulation(nn.Module):
     """The class part of conditional batch norm (de Vries et al. 2017; BigGAN): h * (1 + gamma(y)) + beta(y) per
     channel, gamma and beta learned per class and zero at the start, so a new G begins as the plain one."""
@@ -124,7 +141,7 @@ class DCGANGenerator(nn.Module):
         self.fc = nn.Linear(in_dim, width * self.base * self.base, bias=False)
         self.fc_norm = nn.BatchNorm2d(width, affine=bn_affine)
         self.net = nn.Sequential(*self.upsampling(width, n_up, channels, bn_affine))
-        norms = [width, *(m.num_features for m in self.net if isinstance(m, nn.BatchNorm2d))]
+        norms = [width, *(m.num_features for m in self.net if is_batch_norm(m))]
         self.class_norms = (nn.ModuleList(ClassModulation(num_classes, c) for c in norms)
                             if class_norm and num_classes else None)  # after fc_norm, then after each net batch norm
 
@@ -133,12 +150,7 @@ class DCGANGenerator(nn.Module):
         raise NotImplementedError
 
     def forward(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
-        w = None
-        if self.embed is not None:
-            if y is None:
-                raise ValueError("this generator is conditional: pass class labels")
-            w = class_weights(y, self.num_classes, z.dtype)  # (B, K)
-            z = torch.cat([z, self.embed(w)], dim=1)
+        z, w = condition(self.embed, self.num_classes, z, y)
         h = self.fc(z).view(-1, self.width, self.base, self.base)  # (B, W, base, base)
         if self.class_norms is None:
             return self.net(F.leaky_relu(self.fc_norm(h), 0.2))  # (B, C, H, W)
@@ -146,7 +158,7 @@ class DCGANGenerator(nn.Module):
         norms = iter(self.class_norms[1:])
         for layer in self.net:
             h = layer(h)
-            if isinstance(layer, nn.BatchNorm2d):
+            if is_batch_norm(layer):
                 h = next(norms)(h, w)
         return h  # (B, C, H, W)
 
@@ -333,8 +345,9 @@ def init_weights(module: nn.Module) -> None:
 def _make(cfg) -> tuple[DCGANGenerator, DCGANDiscriminator]:
     spec = get_arch(cfg.arch)
     num_classes = cfg.num_classes if cfg.conditional else 0
+    extra = {"class_norm": True} if getattr(cfg, "class_norm", False) else {}  # the ArchSpec signature otherwise
     G = spec.generator(cfg.z_dim, cfg.image_size, cfg.channels, num_classes, cfg.g_width, bn_affine=cfg.bn_affine,
-                       class_norm=getattr(cfg, "class_norm", False))
+                       **extra)
     D = spec.discriminator(cfg.image_size, cfg.channels, num_classes, cfg.d_width, bn_affine=cfg.bn_affine,
                            mbstd=getattr(cfg, "mbstd", 0))
     return G, D

@@ -21,12 +21,12 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ganimate.models.dcgan import DCGANGenerator, class_weights
+from ganimate.models.dcgan import ClassModulation, DCGANGenerator, condition, is_batch_norm
 
 GEMM_MAX_CHANNELS = 4  # transposed convolutions with at most this many output channels run as `GemmConvTranspose2d`
 
 
-def _scale_shift(bn: nn.BatchNorm2d) -> tuple[torch.Tensor, torch.Tensor]:
+def _scale_shift(bn: nn.modules.batchnorm._BatchNorm) -> tuple[torch.Tensor, torch.Tensor]:
     """(scale, shift) per channel with bn(x) == x * scale + shift in eval mode."""
     scale = torch.rsqrt(bn.running_var.double() + bn.eps)
     shift = -bn.running_mean.double() * scale
@@ -35,7 +35,7 @@ def _scale_shift(bn: nn.BatchNorm2d) -> tuple[torch.Tensor, torch.Tensor]:
     return scale, shift
 
 
-def _fold_conv_transpose(conv: nn.ConvTranspose2d, bn: nn.BatchNorm2d) -> nn.ConvTranspose2d:
+def _fold_conv_transpose(conv: nn.ConvTranspose2d, bn: nn.modules.batchnorm._BatchNorm) -> nn.ConvTranspose2d:
     """conv followed by bn (eval) as one transposed convolution with a bias."""
     scale, shift = _scale_shift(bn)
     folded = copy.deepcopy(conv)
@@ -86,12 +86,12 @@ def foldable(G: nn.Module) -> bool:
     """Whether `FoldedGenerator` reproduces G: a DCGANGenerator with its own forward and running batch-norm stats."""
     if not isinstance(G, DCGANGenerator) or type(G).forward is not DCGANGenerator.forward:
         return False
-    norms = [G.fc_norm, *(m for m in G.net if isinstance(m, nn.BatchNorm2d))]
+    norms = [G.fc_norm, *(m for m in G.net if is_batch_norm(m))]
     if not all(bn.track_running_stats for bn in norms):
         return False
     mods = list(G.net)  # every batch norm of the stack directly after a transposed convolution
     return all(i > 0 and isinstance(mods[i - 1], nn.ConvTranspose2d) for i, m in enumerate(mods)
-               if isinstance(m, nn.BatchNorm2d))
+               if is_batch_norm(m))
 
 
 class FoldedGenerator(nn.Module):
@@ -103,7 +103,10 @@ class FoldedGenerator(nn.Module):
             raise ValueError(f"{type(G).__name__} cannot be folded")
         self.z_dim, self.image_size, self.channels = G.z_dim, G.image_size, G.channels
         self.num_classes, self.width, self.base = G.num_classes, G.width, G.base
-        self.embed, self.class_norms = copy.deepcopy(G.embed), copy.deepcopy(G.class_norms)
+        self.embed = copy.deepcopy(G.embed)
+        class_norms = copy.deepcopy(G.class_norms)
+        self.first_norm = class_norms[0] if class_norms is not None else None  # after the dense layer's batch norm
+        norms_after = iter(class_norms[1:]) if class_norms is not None else None
         w, hw = G.width, G.base * G.base
         scale, shift = _scale_shift(G.fc_norm)
         weight = G.fc.weight.double().view(w, hw, -1) * scale.view(w, 1, 1)  # rows (channel, position)
@@ -115,10 +118,10 @@ class FoldedGenerator(nn.Module):
         mods, layers, i = list(G.net), [], 0
         while i < len(mods):
             m = mods[i]
-            if isinstance(m, nn.ConvTranspose2d) and i + 1 < len(mods) and isinstance(mods[i + 1], nn.BatchNorm2d):
+            if isinstance(m, nn.ConvTranspose2d) and i + 1 < len(mods) and is_batch_norm(mods[i + 1]):
                 layers.append(_fold_conv_transpose(m, mods[i + 1]))
-                if self.class_norms is not None:
-                    layers.append(ClassNormSlot())  # where G modulates the batch norm's output per class
+                if norms_after is not None:
+                    layers.append(next(norms_after))  # G's per-class modulation of that batch norm's output
                 i += 2
                 continue
             if isinstance(m, nn.ConvTranspose2d) and m.out_channels <= GEMM_MAX_CHANNELS and supports_gemm(m):
@@ -132,21 +135,11 @@ class FoldedGenerator(nn.Module):
         self.eval().requires_grad_(False)
 
     def forward(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
-        w = None
-        if self.embed is not None:
-            if y is None:
-                raise ValueError("this generator is conditional: pass class labels")
-            w = class_weights(y, self.num_classes, z.dtype)  # (B, K)
-            z = torch.cat([z, self.embed(w)], dim=1)
+        z, w = condition(self.embed, self.num_classes, z, y)
         h = self.fc(z).view(-1, self.base, self.base, self.width).permute(0, 3, 1, 2)  # channels-last (B, W, b, b)
-        if self.class_norms is None:
+        if self.first_norm is None:
             return self.net(F.leaky_relu_(h, 0.2))  # (B, C, H, W)
-        h = F.leaky_relu_(self.class_norms[0](h, w), 0.2)
-        norms = iter(self.class_norms[1:])
+        h = F.leaky_relu_(self.first_norm(h, w), 0.2)
         for layer in self.net:
-            h = next(norms)(h, w) if isinstance(layer, ClassNormSlot) else layer(h)
+            h = layer(h, w) if isinstance(layer, ClassModulation) else layer(h)
         return h  # (B, C, H, W)
-
-
-class ClassNormSlot(nn.Identity):
-    """Marks where `FoldedGenerator.forward` applies the next of G's class modulations (`--class-norm`)."""

@@ -185,11 +185,11 @@ class TrainBase:
 PRESETS: dict[str, dict] = {
     # `make demo`: conditional MNIST digits that read correctly after a few minutes on two CPU cores
     "demo": {"dataset": "mnist", "conditional": True, "arch": "fast", "epochs": 4},
-    # quality over speed: the demo's recipe with R1 and mode seeking, 3x its epochs at half its batch (bench/RESULTS.md,
-    # "Variety levers" and "Levers on top of the quality preset"): over two seeds FD 0.854-0.865 (demo 1.964), recall
-    # 0.744-0.766 (0.596), CAS 0.984 (0.966) on MNIST
+    # quality over speed: the demo's recipe with R1, mode seeking and class-conditional batch norm in G, 3x its epochs
+    # at half its batch (bench/RESULTS.md, "Variety levers" and the sections after it): FD 0.825 (demo 1.964), recall
+    # 0.772 (0.596), CAS 0.983 (0.966) on MNIST
     "quality": {"dataset": "mnist", "conditional": True, "arch": "fast", "epochs": 12, "batch_size": 64, "r1": 0.1,
-                "mode_seeking": 0.5},
+                "mode_seeking": 0.5, "class_norm": True},
 }
 
 

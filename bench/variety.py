@@ -71,8 +71,16 @@ LEVERS |= {
     "q64-z128": [*QUALITY64, "--z-dim", "128"],
     "q64-cbn": [*QUALITY64, "--class-norm"],
 }
+# Candidates for the demo preset itself: class-conditional batch norm, with R1, and at batch 64 (same 4 epochs).
+LEVERS |= {
+    "cbn": ["--class-norm"],
+    "r1-cbn": ["--r1", "0.1", "--class-norm"],
+    "b64-r1": ["--batch-size", "64", "--r1", "0.1"],
+    "b64-r1-cbn": ["--batch-size", "64", "--r1", "0.1", "--class-norm"],
+}
 # Levers that keep the demo's 4 EPOCHS rather than its steps: the step count is multiplied by this factor.
-EPOCH_LEVERS = {"batch64": 2, "q-b64": 2, "q-b256": 0.5} | {lever: 2 for lever in LEVERS if lever.startswith("q64-")}
+EPOCH_LEVERS = {"batch64": 2, "q-b64": 2, "q-b256": 0.5}
+EPOCH_LEVERS |= {lever: 2 for lever in LEVERS if lever.startswith(("q64-", "b64-"))}
 EPOCH_LEVERS["q64-b32"] = 4
 
 

@@ -1,4 +1,4 @@
-"""What buys sample variety: the demo preset trained with one lever changed at a time, scored at the same step.
+"""What buys sample variety: the demo recipe trained with one lever changed at a time, scored at the same step.
 
     python bench/variety.py                                  # every lever, seed 0
     python bench/variety.py --levers base mbstd --seeds 0 1 2
@@ -7,9 +7,10 @@
     python bench/variety.py --speed 80 --levers base r1 ms1   # per-step speed only (run it on an idle machine)
     python bench/variety.py --levers r1-ms0.5 q-b64 q-d64       # levers on top of the quality preset's recipe
 
-Each lever is a real `ganimate train` run of the `make demo` preset (conditional MNIST, --arch fast, 4 epochs,
-1,872 steps at batch 128; a lever that changes the batch keeps the step count, except those in `EPOCH_LEVERS`,
-which keep the 4 epochs) into runs/variety/<lever>-s<seed>-<steps>, then `ganimate evaluate --metrics
+Each lever is a real `ganimate train` run of the batch-128 demo recipe (`make demo`'s until 2026-12-02: conditional
+MNIST, --arch fast, 4 epochs, 1,872 steps at batch 128; `b64-r1` is the demo preset since then; a lever that changes
+the batch keeps the step count, except those in `EPOCH_LEVERS`, which keep the 4 epochs) into
+runs/variety/<lever>-s<seed>-<steps>, then `ganimate evaluate --metrics
 fd,pr,class_acc` on N = 10,000 samples. The `q-` levers add one change to the quality preset's recipe
 (`r1-ms0.5`: R1 0.1 and mode seeking 0.5). The table shows FD, precision, recall and class accuracy, the training
 speed relative to the first lever's (the speeds of runs made while something else runs beside them are not
@@ -71,12 +72,15 @@ LEVERS |= {
     "q64-z128": [*QUALITY64, "--z-dim", "128"],
     "q64-cbn": [*QUALITY64, "--class-norm"],
 }
-# Candidates for the demo preset itself: class-conditional batch norm, with R1, and at batch 64 (same 4 epochs).
+# Candidates for the demo preset itself (same 4 epochs): class-conditional batch norm, R1, batch 64 (`b64-r1` is the
+# demo preset since 2026-12-02), and on top of that Adam without momentum or a little mode seeking.
 LEVERS |= {
     "cbn": ["--class-norm"],
     "r1-cbn": ["--r1", "0.1", "--class-norm"],
     "b64-r1": ["--batch-size", "64", "--r1", "0.1"],
     "b64-r1-cbn": ["--batch-size", "64", "--r1", "0.1", "--class-norm"],
+    "b64-r1-adam0": ["--batch-size", "64", "--r1", "0.1", "--beta1", "0", "--beta2", "0.99"],
+    "b64-r1-ms0.2": ["--batch-size", "64", "--r1", "0.1", "--mode-seeking", "0.2"],
 }
 # Levers that keep the demo's 4 EPOCHS rather than its steps: the step count is multiplied by this factor.
 EPOCH_LEVERS = {"batch64": 2, "q-b64": 2, "q-b256": 0.5}

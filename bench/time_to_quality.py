@@ -2,7 +2,7 @@
 class accuracy against training time; print when the targets were first met.
 
     python bench/time_to_quality.py                 # the fast preset at `ganimate train`'s defaults (batch 128)
-    python bench/time_to_quality.py --set batch_size=64 r1=0.1     # as `make demo` (--preset demo) trains it
+    python bench/time_to_quality.py --set batch_size=64 r1=0.1 beta1=0 beta2=0.99   # as `make demo` trains it
     python bench/time_to_quality.py --arch paper --epochs 3 --set bn_affine=true
 
 Targets (issue 5): FD <= 5x the real-vs-real FD (10k real training images against the test set,

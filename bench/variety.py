@@ -8,8 +8,8 @@
     python bench/variety.py --levers r1-ms0.5 q-b64 q-d64       # levers on top of the quality preset's recipe
 
 Each lever is a real `ganimate train` run of the batch-128 demo recipe (`make demo`'s until 2026-12-02: conditional
-MNIST, --arch fast, 4 epochs, 1,872 steps at batch 128; `b64-r1` is the demo preset since then; a lever that changes
-the batch keeps the step count, except those in `EPOCH_LEVERS`, which keep the 4 epochs) into
+MNIST, --arch fast, 4 epochs, 1,872 steps at batch 128; `b64-r1-adam0` is the demo preset since then; a lever that
+changes the batch keeps the step count, except those in `EPOCH_LEVERS`, which keep the 4 epochs) into
 runs/variety/<lever>-s<seed>-<steps>, then `ganimate evaluate --metrics
 fd,pr,class_acc` on N = 10,000 samples. The `q-` levers add one change to the quality preset's recipe
 (`r1-ms0.5`: R1 0.1 and mode seeking 0.5). The table shows FD, precision, recall and class accuracy, the training
@@ -72,8 +72,8 @@ LEVERS |= {
     "q64-z128": [*QUALITY64, "--z-dim", "128"],
     "q64-cbn": [*QUALITY64, "--class-norm"],
 }
-# Candidates for the demo preset itself (same 4 epochs): class-conditional batch norm, R1, batch 64 (`b64-r1` is the
-# demo preset since 2026-12-02), and on top of that Adam without momentum or a little mode seeking.
+# Candidates for the demo preset itself (same 4 epochs): class-conditional batch norm, R1, batch 64, and on top of
+# those Adam without momentum (`b64-r1-adam0`: the demo preset since 2026-12-02) or a little mode seeking.
 LEVERS |= {
     "cbn": ["--class-norm"],
     "r1-cbn": ["--r1", "0.1", "--class-norm"],

@@ -183,12 +183,14 @@ class TrainBase:
 
 # `ganimate train --preset NAME`: settings a preset starts from; options given beside it win.
 PRESETS: dict[str, dict] = {
-    # `make demo`: conditional MNIST digits that read correctly after a few minutes on two CPU cores; batch 64 and R1
-    # since 2026-12-02 (bench/RESULTS.md, "The demo preset"): on three seeds FD 1.35 (batch 128 without R1: 2.04),
-    # recall 0.690 (0.597), precision and class accuracy kept
-    "demo": {"dataset": "mnist", "conditional": True, "arch": "fast", "epochs": 4, "batch_size": 64, "r1": 0.1},
-    # quality over speed: the demo's recipe with mode seeking and class-conditional batch norm in G, 3x its epochs
-    # (bench/RESULTS.md, "Variety levers" and the sections after it): FD 0.825, recall 0.772, CAS 0.983 on MNIST
+    # `make demo`: conditional MNIST digits that read correctly after a few minutes on two CPU cores; batch 64, R1 and
+    # Adam without momentum since 2026-12-02 (bench/RESULTS.md, "The demo preset"): on three seeds FD 1.21 (batch 128
+    # without them: 2.05), recall 0.707 (0.600), precision and class accuracy kept
+    "demo": {"dataset": "mnist", "conditional": True, "arch": "fast", "epochs": 4, "batch_size": 64, "r1": 0.1,
+             "beta1": 0.0, "beta2": 0.99},
+    # quality over speed: the demo's batch and R1 with mode seeking and class-conditional batch norm in G, Adam's usual
+    # beta1 0.5 (beta1 0 was a trade at 12 epochs), 3x the epochs (bench/RESULTS.md, "Variety levers" and the sections
+    # after it): FD 0.825, recall 0.772, CAS 0.983 on MNIST
     "quality": {"dataset": "mnist", "conditional": True, "arch": "fast", "epochs": 12, "batch_size": 64, "r1": 0.1,
                 "mode_seeking": 0.5, "class_norm": True},
 }

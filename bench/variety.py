@@ -74,13 +74,14 @@ LEVERS |= {
 }
 # Candidates for the demo preset itself (same 4 epochs): class-conditional batch norm, R1, batch 64, and on top of
 # those Adam without momentum (`b64-r1-adam0`: the demo preset since 2026-12-02) or a little mode seeking.
+B64_R1 = ["--batch-size", "64", "--r1", "0.1"]
 LEVERS |= {
     "cbn": ["--class-norm"],
     "r1-cbn": ["--r1", "0.1", "--class-norm"],
-    "b64-r1": ["--batch-size", "64", "--r1", "0.1"],
-    "b64-r1-cbn": ["--batch-size", "64", "--r1", "0.1", "--class-norm"],
-    "b64-r1-adam0": ["--batch-size", "64", "--r1", "0.1", "--beta1", "0", "--beta2", "0.99"],
-    "b64-r1-ms0.2": ["--batch-size", "64", "--r1", "0.1", "--mode-seeking", "0.2"],
+    "b64-r1": B64_R1,
+    "b64-r1-cbn": [*B64_R1, "--class-norm"],
+    "b64-r1-adam0": [*B64_R1, "--beta1", "0", "--beta2", "0.99"],
+    "b64-r1-ms0.2": [*B64_R1, "--mode-seeking", "0.2"],
 }
 # Levers that keep the demo's 4 EPOCHS rather than its steps: the step count is multiplied by this factor.
 EPOCH_LEVERS = {"batch64": 2, "q-b64": 2, "q-b256": 0.5}

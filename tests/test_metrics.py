@@ -18,7 +18,7 @@ from ganimate.metrics.class_acc import class_acc
 from ganimate.metrics.classifier import NetSpec, SmallCNN, load_reference, random_noise
 from ganimate.metrics.evaluate import METRICS, Context, EvaluateConfig, image_table, quick_eval, run_evaluate
 from ganimate.metrics.fd import feature_stats, frechet_distance
-from ganimate.metrics.nn1 import nearest, nn1, nn1_error, nn1_predict
+from ganimate.metrics.nn1 import int8_matmul, nearest, nn1, nn1_error, nn1_predict
 from ganimate.metrics.pixel import psnr, ssim
 from ganimate.metrics.pr import knn_radii, per_class, precision_recall
 from ganimate.metrics.registry import Row, compute_metrics, format_table, metric_rows, metrics_for, register_metric
@@ -134,6 +134,22 @@ def test_nn1_matches_brute_force_on_large_images():
     labels = torch.arange(300)
     d = torch.cdist(test.flatten(1).double(), train.flatten(1).double())
     assert torch.equal(nn1_predict(train, labels, test, chunk=7), labels[d.argmin(1)])
+
+
+# the integer matrix products where this PyTorch has them on the CPU, and the float32 ones everywhere
+PRODUCTS = [False, *([True] if int8_matmul() else [])]
+
+
+@pytest.mark.parametrize("int8", PRODUCTS)
+@pytest.mark.parametrize("shape", [(1, 1, 1), (1, 2, 3), (3, 32, 32)])  # one pixel: odd strides on size-1 dims
+def test_both_products_find_the_brute_force_nearest(int8, shape):
+    g = torch.Generator().manual_seed(2)
+    train = torch.randint(0, 256, (23, *shape), generator=g, dtype=torch.uint8)
+    test = torch.randint(0, 256, (9, *shape), generator=g, dtype=torch.uint8)
+    test[:2] = train[[4, 17]]
+    d = torch.cdist(test.flatten(1).double(), train.flatten(1).double())
+    for chunk, cols in ((1, 1), (4, 5), (512, 4096)):
+        assert torch.equal(nearest(train, test, chunk=chunk, cols=cols, int8=int8)[23], d.argmin(1)), (chunk, cols)
 
 
 def test_nearest_serves_every_size_in_one_pass_with_lowest_index_ties():

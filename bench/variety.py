@@ -83,10 +83,18 @@ LEVERS |= {
     "b64-r1-adam0": [*B64_R1, "--beta1", "0", "--beta2", "0.99"],
     "b64-r1-ms0.2": [*B64_R1, "--mode-seeking", "0.2"],
 }
+DEMO_NOW = LEVERS["b64-r1-adam0"]  # the demo preset since 697c0d2
+LEVERS |= {
+    "b64-r1-adam0-lrd": [*DEMO_NOW, "--lr-decay", "1250"],  # both rates to zero over the last third
+    "b64-r1-adam0-g256": [*DEMO_NOW, "--g-width", "256"],
+    "b64-r1-adam0-b32": [*DEMO_NOW, "--batch-size", "32"],  # the same 4 epochs: 7,488 steps
+    "b64-r1-adam0-b32-ms0.1": [*DEMO_NOW, "--batch-size", "32", "--mode-seeking", "0.1"],
+    "b64-r1-adam0-b32-g256": [*DEMO_NOW, "--batch-size", "32", "--g-width", "256"],
+}
 # Levers that keep the demo's 4 EPOCHS rather than its steps: the step count is multiplied by this factor.
 EPOCH_LEVERS = {"batch64": 2, "q-b64": 2, "q-b256": 0.5}
 EPOCH_LEVERS |= {lever: 2 for lever in LEVERS if lever.startswith(("q64-", "b64-"))}
-EPOCH_LEVERS["q64-b32"] = 4
+EPOCH_LEVERS |= {lever: 4 for lever in LEVERS if lever == "q64-b32" or lever.startswith("b64-r1-adam0-b32")}
 
 
 def run(cmd: list[str]) -> str:

@@ -136,6 +136,31 @@ def test_nn1_matches_brute_force_on_large_images():
     assert torch.equal(nn1_predict(train, labels, test, chunk=7), labels[d.argmin(1)])
 
 
+def test_int8_products_are_used_only_where_they_exist_and_win(monkeypatch):
+    import ganimate.metrics.nn1 as nn1_mod
+
+    probe = nn1_mod.int8_matmul.__wrapped__  # uncached
+    try:
+        torch._int_mm(torch.ones(8, 32, dtype=torch.int8), torch.ones(32, 8, dtype=torch.int8))
+    except (AttributeError, RuntimeError, NotImplementedError):  # no CPU kernel in this PyTorch (before 2.4)
+        assert probe() is False
+        return
+
+    def timed(int8_seconds):  # the probe's timer, told which of its two products is the integer one
+        return lambda f: int8_seconds if "_int_mm" in f.__code__.co_names else 1.0
+
+    monkeypatch.setattr(nn1_mod, "_seconds", timed(2.0))
+    assert probe() is False  # exact but slower than float32 (an AVX2 CPU without VNNI)
+    monkeypatch.setattr(nn1_mod, "_seconds", timed(0.5))
+    assert probe() is True
+
+    def missing(*args):
+        raise RuntimeError("_int_mm: not implemented for CPU")
+
+    monkeypatch.setattr(torch, "_int_mm", missing)
+    assert probe() is False  # PyTorch before 2.4
+
+
 # the integer matrix products where this PyTorch has them on the CPU, and the float32 ones everywhere
 PRODUCTS = [False, *([True] if int8_matmul() else [])]
 

@@ -18,7 +18,7 @@ from ganimate.metrics.class_acc import class_acc
 from ganimate.metrics.classifier import NetSpec, SmallCNN, load_reference, random_noise
 from ganimate.metrics.evaluate import METRICS, Context, EvaluateConfig, image_table, quick_eval, run_evaluate
 from ganimate.metrics.fd import feature_stats, frechet_distance
-from ganimate.metrics.nn1 import int8_matmul, nearest, nn1, nn1_error, nn1_predict
+from ganimate.metrics.nn1 import nearest, nn1, nn1_error, nn1_predict
 from ganimate.metrics.pixel import psnr, ssim
 from ganimate.metrics.pr import knn_radii, per_class, precision_recall
 from ganimate.metrics.registry import Row, compute_metrics, format_table, metric_rows, metrics_for, register_metric
@@ -136,13 +136,20 @@ def test_nn1_matches_brute_force_on_large_images():
     assert torch.equal(nn1_predict(train, labels, test, chunk=7), labels[d.argmin(1)])
 
 
+def _cpu_int_mm() -> bool:
+    """Whether this PyTorch has integer matrix products on the CPU at all (2.4 and later), fast or not."""
+    try:
+        torch._int_mm(torch.ones(8, 32, dtype=torch.int8), torch.ones(32, 8, dtype=torch.int8))
+    except (AttributeError, RuntimeError, NotImplementedError):
+        return False
+    return True
+
+
 def test_int8_products_are_used_only_where_they_exist_and_win(monkeypatch):
     import ganimate.metrics.nn1 as nn1_mod
 
     probe = nn1_mod.int8_matmul.__wrapped__  # uncached
-    try:
-        torch._int_mm(torch.ones(8, 32, dtype=torch.int8), torch.ones(32, 8, dtype=torch.int8))
-    except (AttributeError, RuntimeError, NotImplementedError):  # no CPU kernel in this PyTorch (before 2.4)
+    if not _cpu_int_mm():
         assert probe() is False
         return
 
@@ -161,8 +168,9 @@ def test_int8_products_are_used_only_where_they_exist_and_win(monkeypatch):
     assert probe() is False  # PyTorch before 2.4
 
 
-# the integer matrix products where this PyTorch has them on the CPU, and the float32 ones everywhere
-PRODUCTS = [False, *([True] if int8_matmul() else [])]
+# the integer matrix products wherever this PyTorch has them on the CPU (even where float32 is faster and nn1 would
+# not pick them), and the float32 ones everywhere
+PRODUCTS = [False, *([True] if _cpu_int_mm() else [])]
 
 
 @pytest.mark.parametrize("int8", PRODUCTS)

@@ -217,6 +217,8 @@ def test_generate_images_matches_plain_sampling_and_leaves_g_alone():
         plain = torch.from_numpy(to_uint8(G.eval()(latents(70, 16, 5), y))).permute(0, 3, 1, 2)
     assert (x.int() - plain.int()).abs().max() <= 1 and (x != plain).float().mean() < 1e-3  # float rounding only
     assert torch.equal(generate_images(G, 20, 5, y[:20], batch_size=7), x[:20])  # the first k don't depend on n
+    rest = generate_images(G, 70, 5, y, batch_size=32, start=32)  # evaluate's second part, beside CAS
+    assert rest.shape == (38, 1, 16, 16) and torch.equal(rest, x[32:])
     assert np.array_equal(generate(G, 70, 5, y), x.permute(0, 2, 3, 1).numpy())
     half = generate_images(G, 70, 5, y, precision="bf16")  # bf16 autocast: close, not equal
     assert (half.int() - x.int()).abs().float().mean() < 2 and G.fc.weight.dtype == torch.float32
@@ -511,6 +513,38 @@ def test_evaluate_synthetic_conditional_run(tiny_runs, quick_cas, capsys):
     assert json.loads(lines[-1]) == record
     table = image_table(record, run)
     assert "nn1 error @200" in table and "class_acc" in table and "n/a" in table
+
+
+def test_evaluate_trains_cas_beside_the_other_metrics(tiny_runs, quick_cas, monkeypatch):
+    """With two threads or more, CAS trains on a thread of its own with half of them while the main thread makes
+    the rest of the samples and the other metrics; the numbers are those of a one-thread evaluation in turn."""
+    import threading
+
+    from ganimate.metrics import cas as cas_mod
+
+    seen, real_cas = [], cas_mod.cas
+
+    def spy(*args, **kwargs):
+        seen.append((threading.current_thread().name, torch.get_num_threads()))
+        return real_cas(*args, **kwargs)
+
+    monkeypatch.setattr(cas_mod, "cas", spy)
+    cfg = EvaluateConfig(run=str(tiny_runs / "cond"), metrics="cas,nn1", n=100, nn1_sizes="100,300", json=True)
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        in_turn = run_evaluate(cfg)
+        assert seen[0] == (threading.main_thread().name, 1) and "cas_threads" not in in_turn
+        torch.set_num_threads(2)
+        beside = run_evaluate(cfg)
+        assert torch.get_num_threads() == 2  # given back
+    finally:
+        torch.set_num_threads(before)
+    name, threads = seen[-1]
+    assert name.startswith("ganimate-cas") and threads == 1 and beside["cas_threads"] == [1, 2]
+    for key in ("cas", "cas_real", "nn1_error_100", "nn1_error_300", "nn1_real_error_300"):
+        assert beside[key] == in_turn[key], key
+    assert "cas trained on 1 of 2 threads beside the other work" in image_table(beside)
 
 
 def test_evaluate_unconditional_run(tiny_runs, capsys):

@@ -46,18 +46,21 @@ def inference_copy(G):
 
 
 def generate_images(G, n: int, seed: int, y: torch.Tensor | None, batch_size: int = 500,
-                    precision: str = "fp32") -> torch.Tensor:
-    """n images as uint8 (n, C, H, W) on the CPU, from `inference_copy(G)` in batches under inference mode
-    (and bf16 autocast for precision "bf16"); G itself is left as it was."""
+                    precision: str = "fp32", start: int = 0) -> torch.Tensor:
+    """Images start..n-1 of seed's n as uint8 (n - start, C, H, W) on the CPU, from `inference_copy(G)` in batches
+    under inference mode (and bf16 autocast for precision "bf16"); G itself is left as it was. y holds the labels
+    of the first n images or more. Two calls, the second starting where the first stopped at a multiple of
+    batch_size, make the same batches, so the same images, as one call."""
     G = inference_copy(G)
     device = next(G.parameters()).device
     z = latents(n, G.z_dim, seed)  # (n, z_dim)
-    out = torch.empty(n, G.channels, G.image_size, G.image_size, dtype=torch.uint8)  # (n, C, H, W)
-    for i in range(0, n, batch_size):
+    out = torch.empty(n - start, G.channels, G.image_size, G.image_size, dtype=torch.uint8)  # (n - start, C, H, W)
+    for i in range(start, n, batch_size):
+        stop = min(i + batch_size, n)
         with torch.inference_mode(), autocast(device, precision):
-            yb = y[i : i + batch_size].to(device) if y is not None else None
-            x = to_uint8(G(z[i : i + batch_size].to(device), yb))  # (b, H, W, C)
-        out[i : i + batch_size] = torch.from_numpy(x).permute(0, 3, 1, 2)
+            yb = y[i:stop].to(device) if y is not None else None
+            x = to_uint8(G(z[i:stop].to(device), yb))  # (b, H, W, C)
+        out[i - start : stop - start] = torch.from_numpy(x).permute(0, 3, 1, 2)
     return out
 
 

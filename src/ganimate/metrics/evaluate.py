@@ -11,6 +11,7 @@ Every result is appended as one JSON line to RUN/metrics.jsonl.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import json
 import math
@@ -371,17 +372,24 @@ def run_evaluate(cfg: EvaluateConfig, log=None) -> dict:
         compute_metrics(TASK, ctx, [m for m in names if m not in applicable], strict=True)
     counts = [cfg.n for m in applicable if m != "nn1"] + [s for s in cfg.sizes if "nn1" in applicable]
     counts += [cfg.n] if cfg.fid == "inception" else []
+    total = max(counts, default=0)
+    threads = torch.get_num_threads()
+    # CAS trains a classifier on the first n samples: on half the cores it runs beside the rest of the work
+    background = "cas" in applicable and threads >= 2 and len(applicable) > 1
     seconds = {}
     if counts:
         t = time.perf_counter()
-        ctx.labels = sample_labels(max(counts), G.num_classes)
-        ctx.images = generate_images(G, max(counts), cfg.seed, ctx.labels, precision=precision)
+        ctx.labels = sample_labels(total, G.num_classes)
+        ctx.images = generate_images(G, cfg.n if background else total, cfg.seed, ctx.labels, precision=precision)
         seconds["generate"] = round(time.perf_counter() - t, 2)
     if any(m in applicable for m in FEATURE_METRICS):
         t = time.perf_counter()
         ctx.embedded()  # the reference network's pass over the samples, shared by fd, kid, pr and class_acc
         seconds["embed"] = round(time.perf_counter() - t, 2)
-    results, na, metric_seconds = compute_metrics(TASK, ctx, names, strict=False, log=log)
+    if background:
+        results, na, metric_seconds = _beside_cas(ctx, cfg, G, total, precision, threads, seconds, log)
+    else:
+        results, na, metric_seconds = compute_metrics(TASK, ctx, names, strict=False, log=log)
     seconds.update(metric_seconds)
     if cfg.fid == "inception":
         t = time.perf_counter()
@@ -399,11 +407,51 @@ def run_evaluate(cfg: EvaluateConfig, log=None) -> dict:
         "step": step, "checkpoint": str(ckpt), "time": now, "n": cfg.n, "seed": cfg.seed,
         "dataset": train_cfg.dataset, "generate_precision": precision, **results, "n/a": na, "seconds": seconds,
     }
+    if background:  # CAS's seconds ran beside the others, on these threads of the process's
+        record["cas_threads"] = [max(1, threads // 2), threads]
     if ctx._reference is not None and ctx._reference.kind != "shipped":
         record["reference"] = ctx._reference.describe()
     append_jsonl(run_dir / "metrics.jsonl", record)
     print(json.dumps(record) if cfg.json else image_table(record, run_dir))
     return record
+
+
+def _beside_cas(ctx: Context, cfg: EvaluateConfig, G, total: int, precision: str, threads: int, seconds: dict,
+                log) -> tuple[dict, dict, dict]:
+    """compute_metrics of cfg's metrics, with CAS on a thread of its own, each side on half of the `threads` cores.
+
+    ctx holds the first cfg.n samples, all CAS reads; the main thread generates the rest (adding their time to
+    seconds["generate"]) and computes the other metrics meanwhile. CAS training scales poorly over cores (1.4x
+    from one to two, bench/RESULTS.md), so two halves working side by side finish sooner than one after the
+    other. The reference network is built before the thread starts: both train under a seeded global RNG.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    from ganimate.sample import generate_images
+
+    names = [m for m in cfg.metric_names if m != "cas"]
+    cas_ctx = dataclasses.replace(ctx)  # its own view: the main thread replaces ctx.images below
+
+    def cas_alone() -> tuple[dict, dict, dict]:
+        return compute_metrics(TASK, cas_ctx, ["cas"], strict=False, log=log)
+
+    torch.set_num_threads(max(1, threads // 2))  # the CAS thread takes this count when it starts
+    try:
+        with ThreadPoolExecutor(1, thread_name_prefix="ganimate-cas") as pool:
+            cas = pool.submit(cas_alone)
+            t = time.perf_counter()
+            if total > cfg.n:
+                rest = generate_images(G, total, cfg.seed, ctx.labels, precision=precision, start=cfg.n)
+                ctx.images = torch.cat([ctx.images, rest])
+            seconds["generate"] = round(seconds["generate"] + time.perf_counter() - t, 2)
+            results, na, metric_seconds = compute_metrics(TASK, ctx, names, strict=False, log=log)
+            cas_results, cas_na, cas_seconds = cas.result()
+    finally:
+        torch.set_num_threads(threads)
+    results.update(cas_results)
+    na.update(cas_na)
+    metric_seconds.update(cas_seconds)
+    return results, na, metric_seconds
 
 
 def _seconds(v) -> str:
@@ -422,6 +470,9 @@ def image_table(record: dict, run_dir: Path | str = "") -> str:
         title += ", samples in bf16"
     secs = r.get("seconds", {})
     footer = ["seconds  " + " ".join(f"{k} {_seconds(v)}" for k, v in secs.items())] if secs else []
+    if "cas_threads" in r and "cas" in secs:
+        mine, of = r["cas_threads"]
+        footer.append(f"(cas trained on {mine} of {of} threads beside the other work, so total < the sum)")
     return format_table(rows, title=title, footer=footer)
 
 

@@ -547,6 +547,59 @@ def test_evaluate_trains_cas_beside_the_other_metrics(tiny_runs, quick_cas, monk
     assert "cas trained on 1 of 2 threads beside the other work" in image_table(beside)
 
 
+def test_an_error_beside_cas_stops_its_training(tiny_runs, monkeypatch):
+    """An error (or Ctrl-C) in the main thread while CAS trains beside it stops CAS at its next step: evaluate fails
+    at once, not after a training of a million steps."""
+    import threading
+
+    from ganimate.metrics import cas as cas_mod
+
+    monkeypatch.setattr(cas_mod, "CAS_BUDGET", classifier.TrainBudget(steps=10**6))
+    started, real_train = threading.Event(), cas_mod.train_classifier
+
+    def train(*args, **kwargs):
+        started.set()
+        return real_train(*args, **kwargs)
+
+    def broken_nn1(*args, **kwargs):
+        assert started.wait(60)
+        raise RuntimeError("nn1 broke")
+
+    monkeypatch.setattr(cas_mod, "train_classifier", train)
+    monkeypatch.setattr(image_eval, "nn1", broken_nn1)
+    outcome = []
+
+    def evaluate():  # in a thread of its own, so that a CAS that does not stop fails the test instead of hanging it
+        try:
+            run_evaluate(EvaluateConfig(run=str(tiny_runs / "cond"), metrics="cas,nn1", n=100, nn1_sizes="300"))
+        except BaseException as e:
+            outcome.append(e)
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)  # the evaluating thread takes two threads: CAS beside the rest
+    try:
+        caller = threading.Thread(target=evaluate, daemon=True)
+        caller.start()
+        caller.join(120)
+    finally:
+        torch.set_num_threads(before)
+    assert not caller.is_alive(), "CAS went on training after the main thread failed"
+    assert len(outcome) == 1 and isinstance(outcome[0], RuntimeError) and str(outcome[0]) == "nn1 broke"
+    assert not any(t.name.startswith("ganimate-cas") for t in threading.enumerate())
+
+
+def test_classifier_training_stops_when_asked():
+    import threading
+
+    stop = threading.Event()
+    stop.set()
+    x, y = torch.zeros(8, 1, 8, 8, dtype=torch.uint8), torch.arange(8) % 2
+    spec, budget = classifier.NetSpec(image_size=8, num_classes=2), classifier.TrainBudget(steps=5)
+    with pytest.raises(classifier.Stopped, match="stopped at step 0 of 5"):
+        classifier.train_classifier(x, y, spec, budget, stop=stop)
+    assert not classifier.train_classifier(x, y, spec, budget, stop=threading.Event()).training  # never set: trains
+
+
 def test_evaluate_unconditional_run(tiny_runs, capsys):
     run = tiny_runs / "uncond"
     record = run_evaluate(EvaluateConfig(run=str(run), n=50))

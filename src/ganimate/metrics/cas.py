@@ -10,6 +10,7 @@ on N real training images, the score a perfect generator would get.
 from __future__ import annotations
 
 import dataclasses
+import threading
 
 import numpy as np
 import torch
@@ -21,18 +22,19 @@ CAS_BUDGET = TrainBudget(steps=300, batch_size=128, lr=3e-3)
 
 
 def cas(train_x: torch.Tensor, train_y: torch.Tensor, test_x: torch.Tensor, test_y: torch.Tensor,
-        num_classes: int, seed: int = 0, budget: TrainBudget | None = None) -> float:
+        num_classes: int, seed: int = 0, budget: TrainBudget | None = None, stop: threading.Event | None = None
+        ) -> float:
     """Real-test accuracy of a SmallCNN trained with `budget` (default `CAS_BUDGET`) on uint8 images
-    train_x and labels train_y."""
+    train_x and labels train_y (`stop`: see `train_classifier`)."""
     budget = budget or CAS_BUDGET
     spec = NetSpec(channels=train_x.shape[1], image_size=train_x.shape[2], num_classes=num_classes)
-    model = train_classifier(train_x, train_y, spec, budget, seed=seed)
+    model = train_classifier(train_x, train_y, spec, budget, seed=seed, stop=stop)
     return accuracy(model, test_x, test_y)
 
 
 def cas_real(dataset: str, n: int, num_classes: int, *, seed: int = 0, data_dir: str | None = None,
              image_size: int | None = None, channels: int | None = None, budget: TrainBudget | None = None,
-             labels: str = "auto", crop: str = "center") -> float:
+             labels: str = "auto", crop: str = "center", stop: threading.Event | None = None) -> float:
     """CAS of the first `n` real training images (cached per dataset, n, seed, budget and image format; a folder
     also by its data identity, its "train" half training and its held-out half testing, see cache.py)."""
     budget = budget or CAS_BUDGET
@@ -42,7 +44,7 @@ def cas_real(dataset: str, n: int, num_classes: int, *, seed: int = 0, data_dir:
         kw = dict(data_dir=data_dir, image_size=image_size, channels=channels, **folder)
         train_x, train_y = real_images(dataset, "train", n, **kw)
         test_x, test_y = real_images(dataset, "test", **kw)
-        return {"accuracy": np.float64(cas(train_x, train_y, test_x, test_y, num_classes, seed, budget))}
+        return {"accuracy": np.float64(cas(train_x, train_y, test_x, test_y, num_classes, seed, budget, stop))}
 
     parts = {"kind": "cas_real", "dataset": dataset, "n": n, "seed": seed, "budget": dataclasses.asdict(budget),
              "image_size": image_size, "channels": channels, "torch": torch.__version__.split("+")[0],

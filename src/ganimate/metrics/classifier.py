@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -141,6 +142,10 @@ class TrainBudget:
 REFERENCE_BUDGET = TrainBudget(epochs=4.0, noise=48.0)  # scripts/train_reference.py sets epochs per dataset
 
 
+class Stopped(Exception):
+    """A classifier's training was stopped from another thread (`train_classifier(stop=...)`)."""
+
+
 def warmup_cosine(step: int, total: int, warmup: float = 0.25, start: float = 0.04) -> float:
     """Learning-rate factor: linear warm-up from `start` over the first `warmup` share, then cosine to 0."""
     ramp = max(1, round(warmup * total))
@@ -156,11 +161,12 @@ def train_classifier(
     budget: TrainBudget = TrainBudget(),
     seed: int = 0,
     log: Callable[[str], object] | None = None,
+    stop: threading.Event | None = None,
 ) -> SmallCNN:
     """Train a fresh `SmallCNN` on uint8 images and int64 labels with a fixed budget; returns it in eval mode.
 
     Fractional epochs are allowed; the run is the same for the same seed, data and thread count, and
-    the global RNG is left as it was.
+    the global RNG is left as it was. Once `stop` is set, the next step raises `Stopped`.
     """
     if len(images) == 0:
         raise GanimateError("cannot train a classifier on zero images")
@@ -180,6 +186,8 @@ def train_classifier(
         for i in range(0, n, budget.batch_size):
             if step >= total:
                 break
+            if stop is not None and stop.is_set():
+                raise Stopped(f"classifier training stopped at step {step} of {total}")
             idx = order[i : i + budget.batch_size]
             x = random_noise(random_shift(images[idx], budget.max_shift, gen), budget.noise, budget.noise_p, gen)
             loss = F.cross_entropy(model(x), labels[idx], label_smoothing=budget.label_smoothing)

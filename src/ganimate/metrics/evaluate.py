@@ -16,6 +16,7 @@ import datetime
 import json
 import math
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -60,6 +61,7 @@ class Context:
     crop: str = "center"
     trained_reference: bool = True  # False: only shipped reference classifiers (training's quick evaluation)
     log: Callable[[str], object] | None = None
+    stop: threading.Event | None = None  # set: CAS's classifier training stops at its next step
     _reference: ref_mod.Reference | None = None
     _embedded: tuple[torch.Tensor, torch.Tensor] | None = None
 
@@ -246,8 +248,8 @@ def cas_metric(ctx: Context) -> dict:
     n = ctx.n
     kw = dict(seed=ctx.seed, data_dir=ctx.data_dir, **ctx.real())
     return {
-        "cas": cas_mod.cas(ctx.images[:n], ctx.labels[:n], test_x, test_y, ctx.num_classes, ctx.seed),
-        "cas_real": cas_mod.cas_real(ctx.dataset, n, ctx.num_classes, **kw),
+        "cas": cas_mod.cas(ctx.images[:n], ctx.labels[:n], test_x, test_y, ctx.num_classes, ctx.seed, stop=ctx.stop),
+        "cas_real": cas_mod.cas_real(ctx.dataset, n, ctx.num_classes, stop=ctx.stop, **kw),
     }
 
 
@@ -423,30 +425,36 @@ def _beside_cas(ctx: Context, cfg: EvaluateConfig, G, total: int, precision: str
     ctx holds the first cfg.n samples, all CAS reads; the main thread generates the rest (adding their time to
     seconds["generate"]) and computes the other metrics meanwhile. CAS training scales poorly over cores (1.4x
     from one to two, bench/RESULTS.md), so two halves working side by side finish sooner than one after the
-    other. The reference network is built before the thread starts: both train under a seeded global RNG.
+    other. The reference network is built before the thread starts: both train under a seeded global RNG. An
+    error or Ctrl-C in the main thread stops CAS at its next step.
     """
     from concurrent.futures import ThreadPoolExecutor
 
     from ganimate.sample import generate_images
 
     names = [m for m in cfg.metric_names if m != "cas"]
-    cas_ctx = dataclasses.replace(ctx)  # its own view: the main thread replaces ctx.images below
+    ctx.stop = threading.Event()
+    cas_ctx = dataclasses.replace(ctx)  # its own view (the main thread replaces ctx.images below), the same stop
 
     def cas_alone() -> tuple[dict, dict, dict]:
         return compute_metrics(TASK, cas_ctx, ["cas"], strict=False, log=log)
 
     torch.set_num_threads(max(1, threads // 2))  # the CAS thread takes this count when it starts
+    pool = ThreadPoolExecutor(1, thread_name_prefix="ganimate-cas")
     try:
-        with ThreadPoolExecutor(1, thread_name_prefix="ganimate-cas") as pool:
-            cas = pool.submit(cas_alone)
-            t = time.perf_counter()
-            if total > cfg.n:
-                rest = generate_images(G, total, cfg.seed, ctx.labels, precision=precision, start=cfg.n)
-                ctx.images = torch.cat([ctx.images, rest])
-            seconds["generate"] = round(seconds["generate"] + time.perf_counter() - t, 2)
-            results, na, metric_seconds = compute_metrics(TASK, ctx, names, strict=False, log=log)
-            cas_results, cas_na, cas_seconds = cas.result()
+        cas = pool.submit(cas_alone)
+        t = time.perf_counter()
+        if total > cfg.n:
+            rest = generate_images(G, total, cfg.seed, ctx.labels, precision=precision, start=cfg.n)
+            ctx.images = torch.cat([ctx.images, rest])
+        seconds["generate"] = round(seconds["generate"] + time.perf_counter() - t, 2)
+        results, na, metric_seconds = compute_metrics(TASK, ctx, names, strict=False, log=log)
+        cas_results, cas_na, cas_seconds = cas.result()
+    except BaseException:
+        ctx.stop.set()  # an error or Ctrl-C here: CAS stops within a step instead of finishing its training
+        raise
     finally:
+        pool.shutdown(wait=True)
         torch.set_num_threads(threads)
     results.update(cas_results)
     na.update(cas_na)

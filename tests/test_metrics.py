@@ -547,6 +547,28 @@ def test_evaluate_trains_cas_beside_the_other_metrics(tiny_runs, quick_cas, monk
     assert "cas trained on 1 of 2 threads beside the other work" in image_table(beside)
 
 
+def test_evaluate_beside_cas_draws_the_samples_of_one_call(tiny_runs, quick_cas, monkeypatch):
+    """The first part ends at a whole batch after n (not at n), so both parts together are one call's batches."""
+    from ganimate import sample
+
+    calls, real_generate = [], sample.generate_images
+
+    def spy(G, n, seed, y, *args, start=0, **kwargs):
+        calls.append((start, n))
+        return real_generate(G, n, seed, y, *args, start=start, **kwargs)
+
+    monkeypatch.setattr(sample, "generate_images", spy)
+    monkeypatch.setattr(sample, "GENERATE_BATCH", 40)
+    cfg = EvaluateConfig(run=str(tiny_runs / "cond"), metrics="cas,nn1", n=50, nn1_sizes="130", json=True)
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        run_evaluate(cfg)
+    finally:
+        torch.set_num_threads(before)
+    assert calls == [(0, 80), (80, 130)]
+
+
 def test_an_error_beside_cas_stops_its_training(tiny_runs, monkeypatch):
     """An error (or Ctrl-C) in the main thread while CAS trains beside it stops CAS at its next step: evaluate fails
     at once, not after a training of a million steps."""
@@ -555,9 +577,10 @@ def test_an_error_beside_cas_stops_its_training(tiny_runs, monkeypatch):
     from ganimate.metrics import cas as cas_mod
 
     monkeypatch.setattr(cas_mod, "CAS_BUDGET", classifier.TrainBudget(steps=10**6))
-    started, real_train = threading.Event(), cas_mod.train_classifier
+    started, real_train, stops = threading.Event(), cas_mod.train_classifier, []
 
     def train(*args, **kwargs):
+        stops.append(kwargs["stop"])
         started.set()
         return real_train(*args, **kwargs)
 
@@ -583,7 +606,10 @@ def test_an_error_beside_cas_stops_its_training(tiny_runs, monkeypatch):
         caller.join(120)
     finally:
         torch.set_num_threads(before)
-    assert not caller.is_alive(), "CAS went on training after the main thread failed"
+        alive = caller.is_alive()
+        for stop in stops:  # if evaluate did not stop it, stop it here so the test session can end
+            stop.set()
+    assert not alive, "CAS went on training after the main thread failed"
     assert len(outcome) == 1 and isinstance(outcome[0], RuntimeError) and str(outcome[0]) == "nn1 broke"
     assert not any(t.name.startswith("ganimate-cas") for t in threading.enumerate())
 

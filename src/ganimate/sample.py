@@ -45,7 +45,10 @@ def inference_copy(G):
     return G.to(memory_format=torch.channels_last) if cpu else G
 
 
-def generate_images(G, n: int, seed: int, y: torch.Tensor | None, batch_size: int = 500,
+GENERATE_BATCH = 500  # images per forward pass of generate_images
+
+
+def generate_images(G, n: int, seed: int, y: torch.Tensor | None, batch_size: int = GENERATE_BATCH,
                     precision: str = "fp32", start: int = 0) -> torch.Tensor:
     """Images start..n-1 of seed's n as uint8 (n - start, C, H, W) on the CPU, from `inference_copy(G)` in batches
     under inference mode (and bf16 autocast for precision "bf16"); G itself is left as it was. y holds the labels

@@ -35,8 +35,9 @@ def cas(train_x: torch.Tensor, train_y: torch.Tensor, test_x: torch.Tensor, test
 def cas_real(dataset: str, n: int, num_classes: int, *, seed: int = 0, data_dir: str | None = None,
              image_size: int | None = None, channels: int | None = None, budget: TrainBudget | None = None,
              labels: str = "auto", crop: str = "center", stop: threading.Event | None = None) -> float:
-    """CAS of the first `n` real training images (cached per dataset, n, seed, budget and image format; a folder
-    also by its data identity, its "train" half training and its held-out half testing, see cache.py)."""
+    """CAS of the first `n` real training images (cached per dataset, n, seed, budget, image format and thread
+    count, which changes the float path; a folder also by its data identity, its "train" half training and its
+    held-out half testing, see cache.py)."""
     budget = budget or CAS_BUDGET
     folder = dict(labels=labels, crop=crop)
 
@@ -49,5 +50,6 @@ def cas_real(dataset: str, n: int, num_classes: int, *, seed: int = 0, data_dir:
     parts = {"kind": "cas_real", "dataset": dataset, "n": n, "seed": seed, "budget": dataclasses.asdict(budget),
              "image_size": image_size, "channels": channels, "torch": torch.__version__.split("+")[0],
              "memory_format": "channels_last",  # as `cas` trains now (classifier.SmallCNN)
+             "threads": torch.get_num_threads(),  # the float path, as `cas` beside it trains (one thread of two)
              **data_identity(dataset, image_size=image_size, channels=channels, **folder)}
     return float(cached_arrays(parts, compute)["accuracy"])

@@ -349,7 +349,7 @@ def run_evaluate(cfg: EvaluateConfig, log=None) -> dict:
     from ganimate.checkpoint import load_checkpoint, resolve_checkpoint
     from ganimate.runs import append_jsonl, load_generator
     from ganimate.runtime import native_bf16, resolve_device
-    from ganimate.sample import generate_images, sample_labels
+    from ganimate.sample import GENERATE_BATCH, generate_images, sample_labels
 
     run_dir = Path(cfg.run)
     if not run_dir.is_dir():
@@ -378,18 +378,20 @@ def run_evaluate(cfg: EvaluateConfig, log=None) -> dict:
     threads = torch.get_num_threads()
     # CAS trains a classifier on the first n samples: on half the cores it runs beside the rest of the work
     background = "cas" in applicable and threads >= 2 and len(applicable) > 1
+    # with CAS beside, the first part ends at a whole batch after n: the batches, so the images, are one call's
+    head = min(total, -(-cfg.n // GENERATE_BATCH) * GENERATE_BATCH) if background else total
     seconds = {}
     if counts:
         t = time.perf_counter()
         ctx.labels = sample_labels(total, G.num_classes)
-        ctx.images = generate_images(G, cfg.n if background else total, cfg.seed, ctx.labels, precision=precision)
+        ctx.images = generate_images(G, head, cfg.seed, ctx.labels, precision=precision)
         seconds["generate"] = round(time.perf_counter() - t, 2)
     if any(m in applicable for m in FEATURE_METRICS):
         t = time.perf_counter()
         ctx.embedded()  # the reference network's pass over the samples, shared by fd, kid, pr and class_acc
         seconds["embed"] = round(time.perf_counter() - t, 2)
     if background:
-        results, na, metric_seconds = _beside_cas(ctx, cfg, G, total, precision, threads, seconds, log)
+        results, na, metric_seconds = _beside_cas(ctx, cfg.metric_names, G, total, precision, threads, seconds, log)
     else:
         results, na, metric_seconds = compute_metrics(TASK, ctx, names, strict=False, log=log)
     seconds.update(metric_seconds)
@@ -418,47 +420,54 @@ def run_evaluate(cfg: EvaluateConfig, log=None) -> dict:
     return record
 
 
-def _beside_cas(ctx: Context, cfg: EvaluateConfig, G, total: int, precision: str, threads: int, seconds: dict,
+def _beside_cas(ctx: Context, metric_names: list[str], G, total: int, precision: str, threads: int, seconds: dict,
                 log) -> tuple[dict, dict, dict]:
-    """compute_metrics of cfg's metrics, with CAS on a thread of its own, each side on half of the `threads` cores.
+    """compute_metrics of `metric_names`, with CAS on a thread of its own, each side on half of the `threads` cores.
 
-    ctx holds the first cfg.n samples, all CAS reads; the main thread generates the rest (adding their time to
-    seconds["generate"]) and computes the other metrics meanwhile. CAS training scales poorly over cores (1.4x
-    from one to two, bench/RESULTS.md), so two halves working side by side finish sooner than one after the
-    other. The reference network is built before the thread starts: both train under a seeded global RNG. An
-    error or Ctrl-C in the main thread stops CAS at its next step.
+    ctx holds the first samples, at least the n CAS reads; the main thread generates the rest up to `total` (adding
+    their time to seconds["generate"]) and computes the other metrics meanwhile, on every thread again once CAS is
+    done. CAS training scales poorly over cores (1.4x from one to two, bench/RESULTS.md), so two halves working side
+    by side finish sooner than one after the other. The reference network is built before the thread starts: both
+    train under a seeded global RNG. An error or Ctrl-C in the main thread stops CAS at its next step.
     """
     from concurrent.futures import ThreadPoolExecutor
 
     from ganimate.sample import generate_images
 
-    names = [m for m in cfg.metric_names if m != "cas"]
+    half = max(1, threads // 2)
     ctx.stop = threading.Event()
     cas_ctx = dataclasses.replace(ctx)  # its own view (the main thread replaces ctx.images below), the same stop
 
     def cas_alone() -> tuple[dict, dict, dict]:
+        torch.set_num_threads(half)
         return compute_metrics(TASK, cas_ctx, ["cas"], strict=False, log=log)
 
-    torch.set_num_threads(max(1, threads // 2))  # the CAS thread takes this count when it starts
-    pool = ThreadPoolExecutor(1, thread_name_prefix="ganimate-cas")
+    results, na, metric_seconds = {}, {}, {}
     try:
-        cas = pool.submit(cas_alone)
-        t = time.perf_counter()
-        if total > cfg.n:
-            rest = generate_images(G, total, cfg.seed, ctx.labels, precision=precision, start=cfg.n)
-            ctx.images = torch.cat([ctx.images, rest])
-        seconds["generate"] = round(seconds["generate"] + time.perf_counter() - t, 2)
-        results, na, metric_seconds = compute_metrics(TASK, ctx, names, strict=False, log=log)
-        cas_results, cas_na, cas_seconds = cas.result()
-    except BaseException:
-        ctx.stop.set()  # an error or Ctrl-C here: CAS stops within a step instead of finishing its training
-        raise
+        torch.set_num_threads(half)
+        pool = ThreadPoolExecutor(1, thread_name_prefix="ganimate-cas")
+        try:
+            cas = pool.submit(cas_alone)
+            t = time.perf_counter()
+            if total > len(ctx.images):
+                rest = generate_images(G, total, ctx.seed, ctx.labels, precision=precision, start=len(ctx.images))
+                ctx.images = torch.cat([ctx.images, rest])
+            seconds["generate"] = round(seconds["generate"] + time.perf_counter() - t, 2)
+            for name in (m for m in metric_names if m != "cas"):
+                if cas.done():
+                    torch.set_num_threads(threads)
+                done = compute_metrics(TASK, ctx, [name], strict=False, log=log)
+                for into, part in zip((results, na, metric_seconds), done, strict=True):
+                    into.update(part)
+            for into, part in zip((results, na, metric_seconds), cas.result(), strict=True):
+                into.update(part)
+        except BaseException:
+            ctx.stop.set()  # an error or Ctrl-C here: CAS stops within a step instead of finishing its training
+            raise
+        finally:
+            pool.shutdown(wait=True)
     finally:
-        pool.shutdown(wait=True)
         torch.set_num_threads(threads)
-    results.update(cas_results)
-    na.update(cas_na)
-    metric_seconds.update(cas_seconds)
     return results, na, metric_seconds
 
 

@@ -93,6 +93,9 @@ LEVERS |= {
     # batch 32's precision margin spent on the two levers that sell precision for recall
     "b64-r1-adam0-b32-ms0.3": [*DEMO_NOW, "--batch-size", "32", "--mode-seeking", "0.3"],
     "b64-r1-adam0-b32-r1-0.3": [*DEMO_NOW, "--batch-size", "32", "--r1", "0.3"],  # the later --r1 wins
+    # more progress per step: both learning rates 1.5x (the fast arch's are 6e-4), with and without decay
+    "b64-r1-adam0-lr9e-4": [*DEMO_NOW, "--lr-g", "9e-4", "--lr-d", "9e-4"],
+    "b64-r1-adam0-lr9e-4-lrd": [*DEMO_NOW, "--lr-g", "9e-4", "--lr-d", "9e-4", "--lr-decay", "1250"],
 }
 # Levers that keep the demo's 4 EPOCHS rather than its steps: the step count is multiplied by this factor.
 EPOCH_LEVERS = {"batch64": 2, "q-b64": 2, "q-b256": 0.5}

@@ -96,6 +96,9 @@ LEVERS |= {
     # more progress per step: both learning rates 1.5x (the fast arch's are 6e-4), with and without decay
     "b64-r1-adam0-lr9e-4": [*DEMO_NOW, "--lr-g", "9e-4", "--lr-d", "9e-4"],
     "b64-r1-adam0-lr9e-4-lrd": [*DEMO_NOW, "--lr-g", "9e-4", "--lr-d", "9e-4", "--lr-decay", "1250"],
+    "b64-r1-adam0-lr9e-4-lrd2500": [*DEMO_NOW, "--lr-g", "9e-4", "--lr-d", "9e-4", "--lr-decay", "2500"],
+    "b64-r1-adam0-b32-lr9e-4-lrd": [*DEMO_NOW, "--batch-size", "32", "--lr-g", "9e-4", "--lr-d", "9e-4",
+                                    "--lr-decay", "2500"],  # the last third of 7,488 steps
 }
 # Levers that keep the demo's 4 EPOCHS rather than its steps: the step count is multiplied by this factor.
 EPOCH_LEVERS = {"batch64": 2, "q-b64": 2, "q-b256": 0.5}

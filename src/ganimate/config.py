@@ -120,8 +120,9 @@ class TrainBase:
     batch_size: int = option("samples per step", positive=True, default=64)
     lr_g: float | None = option("Adam learning rate of G", positive=True, default=2e-4)
     lr_d: float | None = option("Adam learning rate of D", positive=True, default=2e-4)
-    lr_decay: int = option("decay both learning rates linearly to zero over the last N steps of the run (0: constant "
-                           "rates); a resumed run may add or change it", nonneg=True, default=0)
+    lr_decay: float = option("decay both learning rates linearly to zero over the last N steps of the run, or over "
+                             "that share of its steps when N is below 1 (0.33: the last third; 0: constant rates); a "
+                             "resumed run may add or change it", nonneg=True, default=0)
     beta1: float = option("Adam beta1", unit=True, default=0.5)
     beta2: float = option("Adam beta2", unit=True, default=0.999)
     ema_decay: float = option("decay per step of the moving average of G used for samples and evaluation",
@@ -201,7 +202,7 @@ def preset_flags(name: str, presets: dict[str, dict] = PRESETS) -> str:
     def one(key, value):
         if isinstance(value, bool):
             return flag(key) if value else "--no-" + flag(key)[2:]
-        return f"{flag(key)} {value}"
+        return f"{flag(key)} {value:g}" if isinstance(value, float) else f"{flag(key)} {value}"
 
     return " ".join(one(k, v) for k, v in presets[name].items())
 

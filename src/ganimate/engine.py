@@ -168,6 +168,15 @@ def lr_factor(step: int, total: int, decay: int) -> float:
     return 1.0 if decay <= 0 else min(1.0, (total - step) / decay)
 
 
+def decay_steps(decay: float, total: int) -> int:
+    """`--lr-decay` as a number of steps of a run of `total`: N steps when N >= 1, the share N of them below 1."""
+    if 0 < decay < 1:
+        return max(1, round(decay * total))
+    if decay != int(decay):
+        raise GanimateError(f"--lr-decay must be a whole number of steps or a share below 1, got {decay}")
+    return int(decay)
+
+
 def _every(step: int, n: int) -> bool:
     return bool(n) and step % n == 0
 
@@ -221,10 +230,11 @@ def _run(cfg, make_task, world: World, device: torch.device, resume: bool, overw
                                      betas=(cfg.beta1, cfg.beta2), seed=cfg.seed, ema=getattr(cfg, "ema", True),
                                      precision=cfg.precision, device=device, loss=getattr(cfg, "loss", "bce"),
                                      r1=getattr(cfg, "r1", 0.0))
-    if cfg.lr_decay > total:
+    decay = decay_steps(cfg.lr_decay, total)
+    if decay > total:
         by_preset = getattr(cfg, "PRESETS", {}).get(getattr(cfg, "preset", None), {}).get("lr_decay") == cfg.lr_decay
         hint = f" (--preset {cfg.preset} sets it; give --lr-decay 0 or fewer steps)" if by_preset else ""
-        raise GanimateError(f"--lr-decay {cfg.lr_decay:,} is more than the run's {total:,} steps{hint}")
+        raise GanimateError(f"--lr-decay {decay:,} is more than the run's {total:,} steps{hint}")
     step, elapsed = gan.resume(state, ckpt_path, device, total, more)
     if state is None and getattr(cfg, "init_from", None):
         source = resolve_checkpoint(cfg.init_from) if Path(cfg.init_from).is_dir() else Path(cfg.init_from)
@@ -272,6 +282,7 @@ def _train(cfg, task, gan: GanState, log, run_dir: Path, device, step: int, tota
     rank 0 alone writes."""
     spe = task.steps_per_epoch
     main = world.main
+    decay = decay_steps(cfg.lr_decay, total)
     for line in task.describe():
         log(line)
     if world.active:
@@ -279,7 +290,7 @@ def _train(cfg, task, gan: GanState, log, run_dir: Path, device, step: int, tota
             f"global batch of {cfg.batch_size} each, batch norm "
             f"{'synchronised over the global batch' if cfg.sync_bn else 'per process (--no-sync-bn)'}")
     log((f"{spe:,} steps per epoch, " if spe else "") + f"training to step {total:,}" +
-        (f", learning rates decaying linearly to zero from step {total - cfg.lr_decay:,}" if cfg.lr_decay else ""))
+        (f", learning rates decaying linearly to zero from step {total - decay:,}" if decay else ""))
     task.start(run_dir)
 
     t_start = time.perf_counter()
@@ -334,7 +345,7 @@ def _train(cfg, task, gan: GanState, log, run_dir: Path, device, step: int, tota
         log.bar_active = lambda: not bar.disable  # print through the bar while it shows
         try:
             for batch in task.batches(step):
-                gan.scale_lr(lr_factor(step, total, cfg.lr_decay))
+                gan.scale_lr(lr_factor(step, total, decay))
                 stats = task.train_step(batch)
                 step += 1
                 skipped = stats.pop("skipped", 0.0)

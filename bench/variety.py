@@ -99,6 +99,12 @@ LEVERS |= {
     "b64-r1-adam0-lr9e-4-lrd2500": [*DEMO_NOW, "--lr-g", "9e-4", "--lr-d", "9e-4", "--lr-decay", "2500"],
     "b64-r1-adam0-b32-lr9e-4-lrd": [*DEMO_NOW, "--batch-size", "32", "--lr-g", "9e-4", "--lr-d", "9e-4",
                                     "--lr-decay", "2500"],  # the last third of 7,488 steps
+    # twice the fast arch's rates, with the same decay over the last third
+    "b64-r1-adam0-lr1.2e-3-lrd": [*DEMO_NOW, "--lr-g", "1.2e-3", "--lr-d", "1.2e-3", "--lr-decay", "1250"],
+    "b64-r1-adam0-b32-lr1.2e-3-lrd": [*DEMO_NOW, "--batch-size", "32", "--lr-g", "1.2e-3", "--lr-d", "1.2e-3",
+                                      "--lr-decay", "2500"],
+    "b64-r1-adam0-b32-lr1.5e-3-lrd": [*DEMO_NOW, "--batch-size", "32", "--lr-g", "1.5e-3", "--lr-d", "1.5e-3",
+                                      "--lr-decay", "2500"],
 }
 # Levers that keep the demo's 4 EPOCHS rather than its steps: the step count is multiplied by this factor.
 EPOCH_LEVERS = {"batch64": 2, "q-b64": 2, "q-b256": 0.5}

@@ -26,7 +26,7 @@ $(STAMP): pyproject.toml
 
 demo: $(STAMP)
 	@start=$$(date +%s); \
-	$(BIN)/ganimate train --preset demo --sample-every 100 --out $(DEMO_RUN) --overwrite && \
+	$(BIN)/ganimate train --preset demo --sample-every 200 --out $(DEMO_RUN) --overwrite && \
 	$(BIN)/ganimate video $(DEMO_RUN) --source all --fps 8 && \
 	$(BIN)/ganimate interpolate $(DEMO_RUN) --morph-classes all --grid 2x5 --frames-per-transition 16 && \
 	$(BIN)/ganimate evaluate $(DEMO_RUN) && \

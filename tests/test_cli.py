@@ -142,7 +142,7 @@ def test_presets_fill_in_under_the_given_options(trained, tmp_path, cli):
     assert all(saved[k] == v for k, v in PRESETS["quality"].items() if k not in ("dataset", "epochs"))
     demo = cli("train", "--preset", "demo", "--out", tmp_path / "run", "--dry-run")
     saved = json.loads(demo.stdout[demo.stdout.index("{"): demo.stdout.rindex("}") + 1])
-    assert all(saved[k] == v for k, v in PRESETS["demo"].items()) and saved["batch_size"] == 64
+    assert all(saved[k] == v for k, v in PRESETS["demo"].items()) and saved["batch_size"] == 32
     assert_one_line_error(cli("train", "--preset", "best", "--dry-run"), "--preset must be demo or quality")
     assert_one_line_error(cli("train", "--out", trained / "cond", "--resume", "--preset", "quality"), "conflicts")
     assert not (tmp_path / "run").exists()

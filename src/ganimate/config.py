@@ -186,7 +186,7 @@ class TrainBase:
 PRESETS: dict[str, dict] = {
     # `make demo`: conditional MNIST digits that read correctly after a few minutes on two CPU cores. R1 and Adam
     # without momentum since 2026-12-02 (bench/RESULTS.md, "The demo preset"); batch 32 at twice the fast arch's
-    # learning rates, decaying to zero over the last third, since 2026-12-03 ("Twice the learning rates"): on three
+    # learning rates, decaying to zero over the last third, since later that day ("Twice the learning rates"): on three
     # seeds FD 1.01 (batch 128 without any of it: 2.05), recall 0.744 (0.600), precision 0.762 (0.747)
     "demo": {"dataset": "mnist", "conditional": True, "arch": "fast", "epochs": 4, "batch_size": 32, "r1": 0.1,
              "beta1": 0.0, "beta2": 0.99, "lr_g": 1.2e-3, "lr_d": 1.2e-3, "lr_decay": 1 / 3},

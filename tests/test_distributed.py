@@ -277,6 +277,9 @@ def test_auto_precision_and_the_global_batch(monkeypatch):
     assert resolve_precision("auto", torch.device("cpu")) == "fp32"
     monkeypatch.setattr(runtime, "native_bf16", lambda device: True)
     assert resolve_precision("auto", torch.device("cuda")) == "bf16"
+    assert resolve_precision("auto", torch.device("cpu")) == "bf16"
+    assert resolve_precision("auto", torch.device("cpu"), cpu_bf16=False) == "fp32"  # clips: NaN 3-D conv gradients
+    assert resolve_precision("auto", torch.device("cuda"), cpu_bf16=False) == "bf16"
     assert World(1, 4).local_batch(64) == 16
     assert World(1, 4).rows(torch.arange(8)).tolist() == [2, 3]
     with pytest.raises(GanimateError, match="--batch-size 50 is the global batch and must divide evenly among 4"):

@@ -715,7 +715,8 @@ def save_untrained_run(root: Path, **overrides) -> Path:
 @pytest.mark.realdata
 def test_evaluate_and_quick_eval_on_mnist(real_data, quick_cas, tmp_path, capsys):
     run = save_untrained_run(tmp_path / "run")
-    record = run_evaluate(EvaluateConfig(run=str(run), n=300, nn1_sizes="300"))
+    # fp32 samples, as quick_eval draws them (auto would draw bf16 on a CPU that computes it natively)
+    record = run_evaluate(EvaluateConfig(run=str(run), n=300, nn1_sizes="300", precision="fp32"))
     assert record["n/a"] == {}
     assert record["fd"] > 10 * record["fd_floor"] and record["fd_real_n"] == 300
     assert record["class_acc_reference"] >= 0.993 and len(record["class_acc_per_class"]) == 10

@@ -259,7 +259,7 @@ def test_channels_last_trains_the_same_model_and_resumes(tmp_path, tiny):
     # 10 steps per epoch; paper: dropout and batch norm. Without bCR (on by default for these 2,000 images): its
     # gradient, from the difference of two nearly equal logits, carries relative rounding errors that Adam turns
     # into steps several times those tolerated below (2.7e-3 of the largest weight after 4 steps, 6e-4 without)
-    settings = dict(arch="paper", batch_size=100, epochs=2, consistency=0.0)
+    settings = dict(arch="paper", batch_size=100, epochs=2, consistency=0.0, precision="fp32")  # fp32 on a bf16 CPU too
     flat = fit(tiny(out=str(tmp_path / "flat"), max_steps=4, memory_format="contiguous", **settings))
     full = fit(tiny(out=str(tmp_path / "full"), max_steps=4, memory_format="channels_last", **settings))
     assert "fp32, channels-last" in (full / "log.txt").read_text()
@@ -277,15 +277,18 @@ def test_channels_last_trains_the_same_model_and_resumes(tmp_path, tiny):
     assert_same_state(weights(full), weights(part))
 
 
-def test_memory_format_auto_is_channels_last_only_for_fp32_on_avx512(monkeypatch):
+def test_memory_format_auto_is_channels_last_for_fp32_and_the_bf16_paper_pair_on_avx512(monkeypatch):
     from ganimate.runtime import resolve_memory_format
 
     cpu = torch.device("cpu")
     monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: "AVX512")
     assert resolve_memory_format("auto", cpu, "fp32") == "channels_last"
     assert resolve_memory_format("auto", cpu, "bf16") == "contiguous"
+    assert resolve_memory_format("auto", cpu, "bf16", "fast") == "contiguous"
+    assert resolve_memory_format("auto", cpu, "bf16", "paper") == "channels_last"
     assert resolve_memory_format("auto", torch.device("cuda"), "fp32") == "contiguous"
     assert resolve_memory_format("contiguous", cpu, "fp32") == "contiguous"
     monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: "AVX2")
     assert resolve_memory_format("auto", cpu, "fp32") == "contiguous"
+    assert resolve_memory_format("auto", cpu, "bf16", "paper") == "contiguous"
     assert resolve_memory_format("channels_last", cpu, "bf16") == "channels_last"

@@ -216,7 +216,7 @@ def _run(cfg, make_task, world: World, device: torch.device, resume: bool, overw
 
     task = make_task(cfg, device, log)  # loads the data; fills the config's data-derived fields
     task.world = world
-    cfg.precision = resolve_precision(cfg.precision, device)
+    cfg.precision = resolve_precision(cfg.precision, device, getattr(task, "cpu_bf16", True))
     world.local_batch(cfg.batch_size)
     spe = task.steps_per_epoch
     if spe is None:

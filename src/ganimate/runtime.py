@@ -31,12 +31,12 @@ def resolve_device(name: str = "auto") -> torch.device:
     return device
 
 
-def resolve_precision(precision: str, device: torch.device) -> str:
-    """auto -> bf16 where `device` computes it natively, else fp16 on a CUDA GPU (a T4 or V100: tensor cores,
-    with loss scaling), else fp32; fp32 / bf16 / fp16 stay."""
+def resolve_precision(precision: str, device: torch.device, cpu_bf16: bool = True) -> str:
+    """auto -> bf16 where `device` computes it natively (on a CPU only when `cpu_bf16`), else fp16 on a CUDA GPU (a T4
+    or V100: tensor cores, with loss scaling), else fp32; fp32 / bf16 / fp16 stay."""
     if precision != "auto":
         return precision
-    if native_bf16(device):
+    if native_bf16(device) and (cpu_bf16 or device.type != "cpu"):
         return "bf16"
     return "fp16" if device.type == "cuda" else "fp32"
 
@@ -55,15 +55,17 @@ def native_bf16(device: torch.device) -> bool:
     return " avx512_bf16" in flags or " amx_bf16" in flags
 
 
-def resolve_memory_format(memory_format: str, device: torch.device, precision: str) -> str:
-    """auto -> channels_last for fp32 training on a CPU with AVX-512, where oneDNN's channels-last kernels trained
-    the tutorial pair 1.14x, the paper pair 1.56x and the fast preset 1.10x faster than contiguous tensors
-    (bench/RESULTS.md, "Channels-last"); contiguous elsewhere (bf16 on AVX-512 BF16: 0.96x for the fast preset;
-    AVX2 CPUs and GPUs not measured). contiguous / channels_last stay."""
+def resolve_memory_format(memory_format: str, device: torch.device, precision: str, arch: str = "") -> str:
+    """auto -> channels_last where oneDNN's channels-last kernels were measured faster than contiguous tensors
+    (bench/RESULTS.md, "Channels-last"): fp32 training on a CPU with AVX-512 (the tutorial pair 1.14x, the paper
+    pair 1.56x, the fast preset 1.10x), and bf16 training of the paper pair on an AVX-512 BF16 CPU (1.43x; there the
+    fast preset gains nothing and the tutorial pair runs 0.95x, so they stay contiguous). Contiguous elsewhere (AVX2
+    CPUs and GPUs not measured). contiguous / channels_last stay."""
     if memory_format != "auto":
         return memory_format
-    if device.type == "cpu" and precision == "fp32" and torch.backends.cpu.get_cpu_capability() == "AVX512":
-        return "channels_last"
+    if device.type == "cpu" and torch.backends.cpu.get_cpu_capability() == "AVX512":
+        if precision == "fp32" or (precision == "bf16" and arch == "paper"):
+            return "channels_last"
     return "contiguous"
 
 

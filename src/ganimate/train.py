@@ -125,7 +125,7 @@ def training_models(cfg: TrainConfig, device: torch.device) -> tuple[torch.nn.Mo
     """(G, D, memory format) as `ganimate train` trains them: built from `cfg` and laid out in the memory format
     `cfg.memory_format` resolves to on `device` at `cfg.precision` (already resolved, not "auto")."""
     G, D = build_models(cfg)
-    memory_format = resolve_memory_format(cfg.memory_format, device, cfg.precision)
+    memory_format = resolve_memory_format(cfg.memory_format, device, cfg.precision, cfg.arch)
     if memory_format == "channels_last":
         G, D = G.to(memory_format=torch.channels_last), D.to(memory_format=torch.channels_last)
     return G, D, memory_format

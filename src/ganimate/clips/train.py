@@ -120,6 +120,9 @@ class ClipTask:
 
     unit = "clips"
     steps_per_epoch = None  # an endless stream of clips
+    # --precision auto trains clips in fp32 on a CPU: there bf16 3-D convolutions (torch 2.13's oneDNN, measured on
+    # an AVX-512 BF16 AMD EPYC) return NaN weight gradients in most steps, so training diverged at step 1 or 2
+    cpu_bf16 = False
 
     def __init__(self, cfg: ClipTrainConfig, device: torch.device, log):
         self.cfg, self.device = cfg, device

@@ -106,10 +106,21 @@ LEVERS |= {
     "b64-r1-adam0-b32-lr1.5e-3-lrd": [*DEMO_NOW, "--batch-size", "32", "--lr-g", "1.5e-3", "--lr-d", "1.5e-3",
                                       "--lr-decay", "2500"],
 }
+# One more lever on top of the demo preset since 0fee675 (batch 32, rates 1.2e-3, decay over the last third):
+# "d32-" + what it adds or changes.
+DEMO_B32 = LEVERS["b64-r1-adam0-b32-lr1.2e-3-lrd"]
+LEVERS |= {
+    "d32-lrd0.5": [*DEMO_B32, "--lr-decay", "3744"],  # the last half of 7,488 steps
+    "d32-lrd0.25": [*DEMO_B32, "--lr-decay", "1872"],  # the last quarter
+    "d32-ms0.2": [*DEMO_B32, "--mode-seeking", "0.2"],
+    "d32-lr-g1.5e-3": [*DEMO_B32, "--lr-g", "1.5e-3"],
+    "d32-lr-d1.5e-3": [*DEMO_B32, "--lr-d", "1.5e-3"],
+    "d32-cbn": [*DEMO_B32, "--class-norm"],
+}
 # Levers that keep the demo's 4 EPOCHS rather than its steps: the step count is multiplied by this factor.
 EPOCH_LEVERS = {"batch64": 2, "q-b64": 2, "q-b256": 0.5}
 EPOCH_LEVERS |= {lever: 2 for lever in LEVERS if lever.startswith(("q64-", "b64-"))}
-EPOCH_LEVERS |= {lever: 4 for lever in LEVERS if lever == "q64-b32" or lever.startswith("b64-r1-adam0-b32")}
+EPOCH_LEVERS |= {lever: 4 for lever in LEVERS if lever == "q64-b32" or lever.startswith(("b64-r1-adam0-b32", "d32-"))}
 
 
 def run(cmd: list[str]) -> str:

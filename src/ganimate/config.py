@@ -193,7 +193,7 @@ PRESETS: dict[str, dict] = {
     "demo": {**DEMO_RECIPE, "epochs": 4},
     # quality over speed since 2026-12-03 (bench/RESULTS.md, "A quality preset on the demo's recipe"): the demo's recipe
     # trained 3x as long with class-conditional batch norm in G, a wider G (256 channels) and a light mode-seeking term;
-    # on two seeds FD 0.74, recall 0.81, CAS 0.986 on MNIST (the batch-64 preset before it: FD 0.81, recall 0.77)
+    # on three seeds FD 0.75, recall 0.81, CAS 0.986 on MNIST (the batch-64 preset before it: FD 0.81, recall 0.77)
     "quality": {**DEMO_RECIPE, "epochs": 12, "class_norm": True, "g_width": 256, "mode_seeking": 0.15},
 }
 

@@ -18,7 +18,7 @@ import torch
 from ganimate.config import TrainConfig
 from ganimate.gan import GanState
 from ganimate.models import build_models
-from ganimate.runtime import native_bf16
+from ganimate.runtime import keep_freed_memory, native_bf16
 from ganimate.train import train_step
 
 
@@ -57,6 +57,7 @@ def main() -> None:
     parser.add_argument("--no-compile", action="store_true", help="skip the torch.compile variant")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    keep_freed_memory()  # as the ganimate command does
     bf16 = native_bf16(torch.device("cpu"))
     base = dict(batch_size=args.batch_size, bf16=bf16, steps=args.steps, warmup=args.warmup)
 

@@ -17,6 +17,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from ganimate.config import TrainConfig
 from ganimate.gan import GanState
+from ganimate.runtime import keep_freed_memory
 from ganimate.sample import inference_copy
 from ganimate.train import train_step, training_models
 
@@ -82,6 +83,7 @@ def main() -> None:
                         help="of the training step (auto: as `ganimate train` resolves it here)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    keep_freed_memory()  # as the ganimate command does
 
     precisions = args.precisions.split(",")
     peaks = {p: conv_peak(torch.bfloat16 if p == "bf16" else torch.float32) for p in precisions}

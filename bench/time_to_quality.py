@@ -19,6 +19,7 @@ from pathlib import Path
 import torch
 
 from ganimate.config import TrainConfig
+from ganimate.runtime import keep_freed_memory
 from ganimate.train import fit
 
 
@@ -37,6 +38,7 @@ def main() -> None:
                         help="more TrainConfig settings as JSON values, e.g. lr_g=4e-4 bn_affine=true")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    keep_freed_memory()  # as the ganimate command does
     extra = {}
     for item in args.set:
         key, _, value = item.partition("=")

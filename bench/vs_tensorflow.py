@@ -164,10 +164,11 @@ def ganimate_rate(batch_size: int, steps: int, warmup: int, threads: int, precis
     """Images/s of ganimate's training step on `--arch tutorial`, unconditional, after `warmup` steps."""
     import torch
 
-    from ganimate.runtime import resolve_precision
+    from ganimate.runtime import keep_freed_memory, resolve_precision
     from ganimate.train import train_step
 
     torch.set_num_threads(threads)
+    keep_freed_memory()  # as the ganimate command does
     precision = resolve_precision(precision, torch.device("cpu"))
     gan, z_dim, memory_format = tutorial_gan(batch_size, precision)
 

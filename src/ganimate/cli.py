@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-from ganimate import __version__
+from ganimate import __version__, runtime
 from ganimate.augment import resolve_augment, resolve_consistency
 from ganimate.cliargs import Parser, add_config_args, add_train_command, run_command
 from ganimate.clips.cli import add_clip_commands
@@ -101,6 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    runtime.keep_freed_memory()
     try:
         parser = build_parser()
         ns = parser.parse_args(argv)

@@ -81,3 +81,36 @@ def grad_scaler(device: torch.device, precision: str) -> torch.amp.GradScaler | 
     """A dynamic loss scaler for fp16 (float16's narrow range underflows small gradients), else None. Each
     optimizer needs its own: G's and D's gradients differ in scale."""
     return torch.amp.GradScaler(device.type) if precision == "fp16" else None
+
+
+# glibc's mallopt parameters (malloc.h)
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+MMAP_THRESHOLD = 32 << 20  # glibc's largest: blocks up to 32 MiB come from the heap, larger ones are mapped
+TRIM_THRESHOLD = 1 << 30  # free memory the heap keeps at its top before giving it back
+
+
+def keep_freed_memory() -> bool:
+    """Let glibc's malloc keep freed memory for the next tensor instead of giving it back to the system.
+
+    A training step frees and allocates the same large activations every step. By default glibc hands the top of
+    its heap back to the kernel and takes it again, and every fresh page is a page fault the kernel zeroes: on a
+    2-core machine about 30,000 faults and a sixth of the step for the tutorial pair at batch 256 in bf16
+    (bench/RESULTS.md). Raising the mmap threshold to its maximum (32 MiB) and the trim threshold to 1 GiB keeps
+    that memory in the process, at the price of a resident size that stays near its peak. Both are needed: either
+    alone leaves the faults, or makes them worse. `ganimate` calls this once at start; the benches too, so they
+    time what the CLI runs.
+
+    Only on Linux with glibc, and not when the user set glibc's own MALLOC_MMAP_THRESHOLD_ / MALLOC_TRIM_THRESHOLD_
+    or GANIMATE_MALLOC=system. Returns whether the setting was made."""
+    import ctypes
+    import os
+    import platform
+
+    if (os.environ.get("GANIMATE_MALLOC", "") == "system" or "MALLOC_MMAP_THRESHOLD_" in os.environ
+            or "MALLOC_TRIM_THRESHOLD_" in os.environ or platform.system() != "Linux"
+            or platform.libc_ver()[0] != "glibc"):
+        return False
+    mallopt = getattr(ctypes.CDLL(None), "mallopt", None)
+    if mallopt is None:
+        return False
+    return bool(mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD))

@@ -1,7 +1,7 @@
 """Sample quality at equal steps with ganimate's CPU dropout mask and with torch's (issue 20's "show FD at the
 same step before and after").
 
-`models.dcgan.Dropout` draws its CPU mask from 16-bit slices of 64-bit random integers instead of torch's
+`models.dcgan.Dropout` draws its CPU mask from 16-bit slices of numpy's SFC64 random bits instead of torch's
 `bernoulli_`; the two draw different random numbers, so a run takes another path. This trains the same
 configuration both ways over several seeds, with nothing else changed (the torch runs replace the class by
 `torch.nn.Dropout` before the networks are built), and prints FD, KID, precision and recall of each run's EMA

@@ -117,6 +117,8 @@ LEVERS |= {
     "d32-lr-d1.5e-3": [*DEMO_B32, "--lr-d", "1.5e-3"],
     "d32-cbn": [*DEMO_B32, "--class-norm"],
     "d32-quality": [*DEMO_B32, "--class-norm", "--g-width", "256", "--mode-seeking", "0.15"],  # --preset quality's step
+    "d32-g256": [*DEMO_B32, "--g-width", "256"],
+    "d32-ms0.1": [*DEMO_B32, "--mode-seeking", "0.1"],
 }
 # Levers that keep the demo's 4 EPOCHS rather than its steps: the step count is multiplied by this factor.
 EPOCH_LEVERS = {"batch64": 2, "q-b64": 2, "q-b256": 0.5}

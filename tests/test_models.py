@@ -329,6 +329,8 @@ def test_dropout_keeps_the_asked_share_scaled_and_is_identity_in_eval():
     d.eval()
     assert torch.equal(d(x), x)
     assert float(Dropout(0.0).train()(x).detach().sum()) == 400_000
+    assert float(Dropout(1e-6).train()(x).detach().sum()) == 400_000  # the keep probability rounds to 1
+    assert float(Dropout(1 - 1e-6).train()(x).detach().sum()) == 0  # ... and to 0
     cl = torch.ones(50, 32, 16, 16).to(memory_format=torch.channels_last)  # a channels-last x: its mask lies as x
     y = Dropout(0.3).train()(cl)
     assert y.is_contiguous(memory_format=torch.channels_last) and abs(float((y != 0).float().mean()) - 0.7) < 0.003

@@ -66,6 +66,8 @@ class Dropout(nn.Dropout):
         keep = round((1.0 - self.p) * 65536)  # kept slices: those below keep - 32768 of the int16 range
         if keep == 0:
             return x * 0
+        if keep == 65536:  # p below 1/131072: every element kept (and the threshold would not fit an int16)
+            return x * 1
         seed = int(torch.randint(0, 2**63 - 1, (1,), dtype=torch.int64))
         bits = np.random.SFC64(seed).random_raw((x.numel() + 3) // 4).view(np.int16)[: x.numel()]  # (numel,)
         mask = torch.lt(torch.from_numpy(bits), keep - 32768, out=torch.empty(x.numel(), dtype=x.dtype))

@@ -11,6 +11,8 @@ default widths and learning rates (`ganimate.models.registry`):
   DCGAN: with batch norm last, each batch is centred on its own before the dense
   layer, so D cannot tell a real batch from a fake one by its mean and G stays noise
   (seen here: 300 steps on MNIST left G drawing noise; with this order, digits).
+  Each convolution and its pooling run as one 4x4 stride-2 convolution (`PooledConv2d`):
+  the same function at 16/36 of the arithmetic.
 - ``tutorial``: the TensorFlow DCGAN tutorial's pair: the same generator and a
   discriminator of two 5x5 stride-2 convolutions (64, 128) with LeakyReLU and
   dropout 0.3, then a dense logit.
@@ -19,7 +21,7 @@ default widths and learning rates (`ganimate.models.registry`):
   LeakyReLU -> tanh; a 4x4 kernel at stride 2 gives every output pixel the same
   number of taps, so no checkerboard. D: 4x4 stride-2 convolutions (32, 64, ...)
   with batch norm (not on the first) and LeakyReLU, then a dense logit; Adam at 6e-4.
-  A training step costs 0.13 GFLOP per image against the paper pair's 0.84; its
+  A training step costs 0.13 GFLOP per image against the paper pair's 0.50; its
   samples reach a lower FD sooner (bench/RESULTS.md).
 
 Conditioning: the class enters G as a learned embedding concatenated to z, and D
@@ -107,6 +109,53 @@ def is_batch_norm(m: nn.Module) -> bool:
     return isinstance(m, nn.modules.batchnorm._BatchNorm)
 
 
+def is_channels_last(t: torch.Tensor) -> bool:
+    """Whether a 4-d tensor is laid out channels-last, as its strides say (also for one channel, where the
+    contiguous test accepts both layouts)."""
+    return t.dim() == 4 and t.stride(1) == 1 and t.is_contiguous(memory_format=torch.channels_last)
+
+
+class PooledConv2d(nn.Conv2d):
+    """A 3x3 convolution (stride 1, padding 1) followed by 2x2 average pooling, computed as the one function they
+    make together: a 4x4 convolution at stride 2 (padding 1) whose kernel is the 3x3 one box-filtered. The output is
+    the pair's (floor(H / 2) x floor(W / 2)), the arithmetic 16/36 of the pair's and there is no pooling pass. The
+    parameter stays the 3x3 kernel, so a state dict is the plain `nn.Conv2d`'s."""
+
+    def __init__(self, in_channels: int, out_channels: int):
+        super().__init__(in_channels, out_channels, 3, 1, 1)
+
+    def pooled_weight(self) -> torch.Tensor:
+        """(out, in, 4, 4): the 3x3 kernel zero-padded to 5x5, then 2x2-averaged (the mean of its four placements in
+        a 4x4 window), in the weight's own memory format (so a channels-last D stays channels-last)."""
+        w4 = F.avg_pool2d(F.pad(self.weight, (1, 1, 1, 1)), 2, stride=1)
+        return w4.contiguous(memory_format=torch.channels_last) if is_channels_last(self.weight) else w4
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.conv2d(x, self.pooled_weight(), self.bias, 2, 1)  # (B, out, H // 2, W // 2)
+
+
+class _GradLike(torch.autograd.Function):
+    """Identity whose gradient comes back in the memory format of its input: a channels-last activation flattened
+    for a dense layer would otherwise get a contiguous gradient, and PyTorch's elementwise backward kernels (e.g.
+    LeakyReLU's) take a slow path when their two operands' layouts differ."""
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.channels_last = is_channels_last(x)
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, g):
+        return g.contiguous(memory_format=torch.channels_last) if ctx.channels_last else g
+
+
+class Flatten(nn.Flatten):
+    """`nn.Flatten` whose gradient keeps the layout of its input (see `_GradLike`)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(_GradLike.apply(x))
+
+
 class ClassModulation(nn.Module):
     """The class part of conditional batch norm (de Vries et al. 2017; BigGAN): h * (1 + gamma(y)) + beta(y) per
     channel, gamma and beta learned per class and zero at the start, so a new G begins as the plain one."""
@@ -157,6 +206,8 @@ class DCGANGenerator(nn.Module):
     def forward(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         z, w = condition(self.embed, self.num_classes, z, y)
         h = self.fc(z).view(-1, self.width, self.base, self.base)  # (B, W, base, base)
+        if is_channels_last(self.net[0].weight):  # a channels-last G: one layout forward and back (mixed ones are slow)
+            h = h.contiguous(memory_format=torch.channels_last)
         if self.class_norms is None:
             return self.net(F.leaky_relu(self.fc_norm(h), 0.2))  # (B, C, H, W)
         h = F.leaky_relu(self.class_norms[0](self.fc_norm(h), w), 0.2)
@@ -190,7 +241,7 @@ class DCGANDiscriminator(nn.Module):
         self.num_classes, self.mbstd = num_classes, mbstd
         layers, c, s = self.downsampling(image_size, channels, width, bn_affine)
         features = c * s * s
-        self.features = nn.Sequential(*layers, nn.Flatten(), Dropout(self.dropout))
+        self.features = nn.Sequential(*layers, Flatten(), Dropout(self.dropout))
         self.fc = nn.Linear(features + (1 if mbstd else 0), 1)
         self.embed = nn.Linear(num_classes, features, bias=False) if num_classes else None
 
@@ -276,8 +327,8 @@ class PaperDiscriminator(DCGANDiscriminator):
 
     def downsampling(self, image_size, channels, width, bn_affine):
         layers, c, s = [], channels, image_size
-        for mult in (1, 2, 4):
-            layers += [nn.Conv2d(c, width * mult, 3, 1, 1), nn.AvgPool2d(2),
+        for mult in (1, 2, 4):  # nn.Identity keeps the layer indices (and state dicts) of conv, pool, norm, act
+            layers += [PooledConv2d(c, width * mult), nn.Identity(),
                        nn.BatchNorm2d(width * mult, affine=bn_affine), nn.LeakyReLU(0.2)]
             c, s = width * mult, s // 2
         return layers, c, s

@@ -141,9 +141,10 @@ def tf_rate(python: str, batch_size: int, steps: int, warmup: int, threads: int)
 # ---------------------------------------------------------------- ganimate: --arch tutorial (this process)
 
 
-def tutorial_gan(batch_size: int, precision: str):
+def tutorial_gan(batch_size: int, precision: str, memory_format: str = "auto"):
     """(GanState, z_dim, memory format) of `--arch tutorial`, unconditional, Adam at the tutorial's 1e-4, laid out
-    as `ganimate train` lays it out on the CPU; `precision` already resolved (fp32 or bf16)."""
+    as `ganimate train --memory-format memory_format` lays it out on the CPU; `precision` already resolved (fp32 or
+    bf16)."""
     import torch
 
     from ganimate.config import TrainConfig
@@ -152,7 +153,7 @@ def tutorial_gan(batch_size: int, precision: str):
 
     device = torch.device("cpu")
     cfg = TrainConfig(dataset="mnist", arch="tutorial", image_size=28, channels=1, num_classes=0, conditional=False,
-                      batch_size=batch_size, precision=precision)
+                      batch_size=batch_size, precision=precision, memory_format=memory_format)
     torch.manual_seed(0)
     G, D, memory_format = training_models(cfg, device)
     gan = GanState.create(G, D, lr_g=TUTORIAL_LR, lr_d=TUTORIAL_LR, betas=(0.5, 0.999), seed=0, precision=precision,
@@ -160,7 +161,8 @@ def tutorial_gan(batch_size: int, precision: str):
     return gan, cfg.z_dim, memory_format
 
 
-def ganimate_rate(batch_size: int, steps: int, warmup: int, threads: int, precision: str) -> dict:
+def ganimate_rate(batch_size: int, steps: int, warmup: int, threads: int, precision: str,
+                  memory_format: str = "auto") -> dict:
     """Images/s of ganimate's training step on `--arch tutorial`, unconditional, after `warmup` steps."""
     import torch
 
@@ -170,7 +172,7 @@ def ganimate_rate(batch_size: int, steps: int, warmup: int, threads: int, precis
     torch.set_num_threads(threads)
     keep_freed_memory()  # as the ganimate command does
     precision = resolve_precision(precision, torch.device("cpu"))
-    gan, z_dim, memory_format = tutorial_gan(batch_size, precision)
+    gan, z_dim, memory_format = tutorial_gan(batch_size, precision, memory_format)
 
     def step(x):
         train_step(gan, x, None, torch.randn(batch_size, z_dim))  # noise drawn every step, as TF's
@@ -242,6 +244,8 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--rounds", type=int, default=2, help="alternating TF / ganimate rounds; the best counts")
     parser.add_argument("--precision", default="auto", help="ganimate's: auto | fp32 | bf16 (TF runs fp32)")
+    parser.add_argument("--memory-format", default="auto", choices=("auto", "contiguous", "channels_last"),
+                        help="ganimate's layout (auto: as `ganimate train` picks it here)")
     parser.add_argument("--tf-python", default=sys.executable, help="the Python with TensorFlow installed")
     parser.add_argument("--target", type=float, default=1.5, help="the ratio whose cost the ceiling lines state")
     parser.add_argument("--tf-worker", action="store_true", help=argparse.SUPPRESS)
@@ -261,7 +265,7 @@ def main() -> None:
         if tf is None:
             print(INSTALL.format(python=args.tf_python), file=sys.stderr)
             sys.exit(2)
-        ga = ganimate_rate(args.batch_size, args.steps, args.warmup, args.threads, args.precision)
+        ga = ganimate_rate(args.batch_size, args.steps, args.warmup, args.threads, args.precision, args.memory_format)
         tf_runs.append(tf)
         ga_runs.append(ga)
         print(f"round {r + 1}: TensorFlow {tf['images_per_s']:,.0f} img/s, ganimate {ga['images_per_s']:,.0f} img/s",

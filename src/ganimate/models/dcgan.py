@@ -75,8 +75,7 @@ class Dropout(nn.Dropout):
         mask = torch.lt(torch.from_numpy(bits), keep - 32768, out=torch.empty(x.numel(), dtype=x.dtype))
         # the mask in x's own layout: a channels-last x times a contiguous mask takes a slow mixed-stride path
         # (2.3 GB/s, and the gradients that flow back inherit it); a contiguous x gets the mask as before
-        dense = x.is_contiguous() or not x.is_contiguous(memory_format=torch.channels_last)
-        mask = mask.view(x.shape) if dense else mask.as_strided(x.shape, x.stride())
+        mask = mask.as_strided(x.shape, x.stride()) if is_channels_last(x) else mask.view(x.shape)
         if x.dtype == torch.float32:  # the scale in the mask: one pass forward and back, the same numbers
             return x * mask.mul_(65536 / keep)
         return (x * mask).mul_(65536 / keep)  # the scale as a scalar: not rounded to x's dtype (bf16)

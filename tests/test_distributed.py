@@ -104,8 +104,29 @@ def _silent_peer_worker(rank: int, size: int, port: int, tmp: str) -> None:
     os._exit(0)  # rank 1 is still asleep: leave without the process group's goodbyes
 
 
+def _close_worker(rank: int, size: int, port: int, tmp: str) -> None:
+    """Rank 0 is still busy (writing its last checkpoint) for a second when rank 1 finishes cleanly."""
+    join_world(rank, size, port)
+    import torch.distributed as dist
+
+    dist.init_process_group("gloo", rank=rank, world_size=size)
+    world = World(rank, size, rank, "gloo")
+    if rank == 0:
+        time.sleep(1.0)
+    (Path(tmp) / f"close{rank}.txt").write_text(f"{time.time()}")
+    world.close(together=True)
+    (Path(tmp) / f"closed{rank}.txt").write_text(f"{time.time()}")
+    assert not dist.is_initialized()
+
+
 def spawn(fn, *args, size: int = 2) -> None:
     mp.start_processes(fn, args=(size, free_port(), *args), nprocs=size, start_method="spawn", join=True)
+
+
+def test_a_clean_finish_leaves_the_process_group_together(tmp_path):
+    spawn(_close_worker, str(tmp_path))
+    rank0_done = float((tmp_path / "close0.txt").read_text())
+    assert float((tmp_path / "closed1.txt").read_text()) >= rank0_done  # rank 1 waited for the busy rank 0
 
 
 def test_sync_batchnorm_is_one_batch_norm_over_the_global_batch(tmp_path):
@@ -185,7 +206,7 @@ def test_a_process_that_stops_answering_ends_the_others_with_one_line_after_the_
 
 
 def torchrun(tmp_path, *args, nproc: int = 2) -> subprocess.Popen:
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1", "PYTHONFAULTHANDLER": "1"}
     cmd = [sys.executable, "-m", "torch.distributed.run", f"--nproc-per-node={nproc}", f"--master-port={free_port()}",
            "-m", "ganimate", "train", *map(str, args)]
     return subprocess.Popen(cmd, env=env, stdout=open(tmp_path / "out.txt", "ab"), stderr=subprocess.STDOUT,
@@ -195,6 +216,12 @@ def torchrun(tmp_path, *args, nproc: int = 2) -> subprocess.Popen:
 TRAIN = ("--dataset", "synthetic", "--z-dim", "16", "--g-width", "32", "--d-width", "8", "--batch-size", "20",
          "--log-every", "1", "--checkpoint-every", "4", "--device", "cpu", "--no-progress", "--no-report",
          "--keep-checkpoints", "10", "--epochs", "1000")
+
+
+def output(tmp_path) -> str:
+    """What the launcher and its processes printed, less the config dumps: enough to see which rank failed and why."""
+    lines = (tmp_path / "out.txt").read_text(errors="replace").splitlines()
+    return "\n".join(line for line in lines if not line.startswith('  "'))[-6000:]
 
 
 def wait_for(predicate, timeout: float, what: str) -> None:
@@ -214,7 +241,7 @@ def test_a_killed_rank_stops_the_job_and_the_run_resumes_on_one_process(tmp_path
     job = torchrun(tmp_path, *TRAIN, "--out", out, "--max-steps", "100000")
     try:
         wait_for(lambda: len(list_checkpoints(out)) >= 2 or job.poll() is not None, 120, "two checkpoints")
-        assert job.poll() is None, (tmp_path / "out.txt").read_text()[-2000:]
+        assert job.poll() is None, output(tmp_path)
         os.kill(workers(job)[1], signal.SIGKILL)
         t0 = time.monotonic()
         code = job.wait(timeout=60)  # the launcher notices and stops the other process
@@ -243,7 +270,7 @@ def test_ctrl_c_on_torchrun_checkpoints_and_two_processes_resume_where_one_stopp
     assert f"interrupted at step {stopped:,}" in (out / "log.txt").read_text()
 
     job = torchrun(tmp_path, "--out", out, "--resume", "--max-steps", stopped + 3)
-    assert job.wait(timeout=120) == 0, (tmp_path / "out.txt").read_text()[-2000:]
+    assert job.wait(timeout=120) == 0, output(tmp_path)
     stats = [json.loads(line)["step"] for line in (out / "stats.jsonl").read_text().splitlines()]
     assert stats == list(range(1, stopped + 4))  # the records continue, none lost or repeated
 

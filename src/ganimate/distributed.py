@@ -19,6 +19,7 @@ The engine keeps every rank identical and rank 0 the only writer:
 from __future__ import annotations
 
 import datetime
+import faulthandler
 import inspect
 import os
 from collections.abc import Callable
@@ -122,9 +123,18 @@ class World:
         if self.active:
             dist.barrier()
 
-    def close(self) -> None:
-        if self.active and dist.is_initialized():
-            dist.destroy_process_group()
+    def close(self, together: bool = False) -> None:
+        """Leave the process group. With `together` (a clean finish) every rank first waits for the others, so
+        that no rank tears its connections down while rank 0 still writes its last checkpoint and report; after a
+        failure a rank leaves at once (the others may be gone)."""
+        if not (self.active and dist.is_initialized()):
+            return
+        if together:
+            try:
+                dist.barrier()
+            except (RuntimeError, dist.DistError):
+                pass  # another rank failed on its own: its error is the one to report
+        dist.destroy_process_group()
 
 
 def init_world(device_name: str, timeout_minutes: float) -> tuple[World, torch.device | None]:
@@ -133,6 +143,7 @@ def init_world(device_name: str, timeout_minutes: float) -> tuple[World, torch.d
     and the caller resolves the device as usual."""
     if not launched():
         return World(), None
+    faulthandler.enable()  # a process killed by a signal (an abort in a collective) prints where it was
     rank, size = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
     local_rank = int(os.environ.get("LOCAL_RANK", rank))
     if device_name not in ("auto", "cpu", "cuda"):

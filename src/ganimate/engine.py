@@ -191,8 +191,11 @@ def run(cfg, make_task, *, resume: bool = False, overwrite: bool = False) -> Pat
     in every process (see distributed.py)."""
     check_reporting(cfg)  # --tensorboard without its package: one line now, not after training
     world, device = init_world(cfg.device, cfg.dist_timeout)
+    finished = False
     try:
-        return _run(cfg, make_task, world, device or resolve_device(cfg.device), resume, overwrite)
+        run_dir = _run(cfg, make_task, world, device or resolve_device(cfg.device), resume, overwrite)
+        finished = True
+        return run_dir
     except Exception as e:
         if world.active and is_collective_failure(e):
             raise GanimateError(f"process {world.rank} of {world.size} stopped: another process died or did not "
@@ -200,7 +203,7 @@ def run(cfg, make_task, *, resume: bool = False, overwrite: bool = False) -> Pat
                                 f"checkpoint is whole: continue with --resume") from None
         raise
     finally:
-        world.close()
+        world.close(together=finished)
 
 
 def _latest_checkpoint(run_dir: Path, resume: bool) -> tuple[dict | None, Path | None]:

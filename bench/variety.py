@@ -116,7 +116,9 @@ LEVERS |= {
     "d32-lr-g1.5e-3": [*DEMO_B32, "--lr-g", "1.5e-3"],
     "d32-lr-d1.5e-3": [*DEMO_B32, "--lr-d", "1.5e-3"],
     "d32-cbn": [*DEMO_B32, "--class-norm"],
-    "d32-quality": [*DEMO_B32, "--class-norm", "--g-width", "256", "--mode-seeking", "0.15"],  # --preset quality's step
+    # --preset quality's step before the deep G, and now
+    "d32-quality": [*DEMO_B32, "--class-norm", "--g-width", "256", "--mode-seeking", "0.15"],
+    "d32-deep": [*DEMO_B32, "--class-norm", "--arch", "deep", "--g-width", "128"],
     "d32-g256": [*DEMO_B32, "--g-width", "256"],
     "d32-ms0.1": [*DEMO_B32, "--mode-seeking", "0.1"],
 }

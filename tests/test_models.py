@@ -175,8 +175,9 @@ def cfg_of(arch: str, conditional: bool = True, **kw) -> SimpleNamespace:
 
 
 def test_archs_derive_from_the_table():
-    assert ARCHS == tuple(ARCHITECTURES) == ("fast", "paper", "tutorial")
+    assert ARCHS == tuple(ARCHITECTURES) == ("fast", "deep", "paper", "tutorial")
     assert arch_defaults("fast") == {"g_width": 192, "d_width": 32, "lr_g": 6e-4, "lr_d": 6e-4}
+    assert arch_defaults("deep") == {**arch_defaults("fast"), "g_width": 128}
     assert arch_defaults("paper") == arch_defaults("tutorial") == {"g_width": 256, "d_width": 64, "lr_g": 2e-4,
                                                                    "lr_d": 2e-4}
     for name, spec in ARCHITECTURES.items():
@@ -195,11 +196,11 @@ def test_archs_derive_from_the_table():
 def test_unknown_arch_is_a_one_line_error_listing_the_known_ones(call):
     with pytest.raises(GanimateError) as e:
         call()
-    assert str(e.value) == "unknown arch 'bogus': choose from fast, paper, tutorial"
+    assert str(e.value) == "unknown arch 'bogus': choose from fast, deep, paper, tutorial"
 
 
 def test_unknown_arch_in_the_config(tiny):
-    with pytest.raises(GanimateError, match="^unknown arch 'Paper': choose from fast, paper, tutorial$"):
+    with pytest.raises(GanimateError, match="^unknown arch 'Paper': choose from fast, deep, paper, tutorial$"):
         tiny(arch="Paper")
 
 
@@ -214,7 +215,7 @@ def registered_arch():
 
 def test_registered_arch_is_accepted_everywhere(registered_arch, tiny):
     check_arch("test-arch")
-    with pytest.raises(GanimateError, match="choose from fast, paper, tutorial, test-arch$"):
+    with pytest.raises(GanimateError, match="choose from fast, deep, paper, tutorial, test-arch$"):
         check_arch("nope")
     cfg = tiny(arch="test-arch", g_width=None, d_width=None, lr_g=None, lr_d=None, image_size=28, channels=1,
                num_classes=10, conditional=True)

@@ -297,8 +297,26 @@ class FastDiscriminator(DCGANDiscriminator):
         return layers, c, s
 
 
+class DeepGenerator(FastGenerator):
+    """The fast G with depth instead of width: a 3x3 convolution (+ batch norm, LeakyReLU) at the base resolution and
+    after each hidden upsampling, so every resolution but the last has two layers. At 128 channels it costs less
+    than the fast G at 256 and trains the quality preset's MNIST to better FD, precision and 1-NN error
+    (bench/RESULTS.md, "Depth instead of width")."""
+
+    def upsampling(self, width, n_up, channels, bn_affine):
+        def conv3(c: int) -> list[nn.Module]:
+            return [nn.Conv2d(c, c, 3, 1, 1, bias=False), nn.BatchNorm2d(c, affine=bn_affine), nn.LeakyReLU(0.2)]
+
+        fast = super().upsampling(width, n_up, channels, bn_affine)  # [ConvT, BN, LReLU] * (n_up - 1), ConvT, Tanh
+        layers = conv3(width)
+        for i in range(0, len(fast) - 2, 3):
+            layers += [*fast[i : i + 3], *conv3(fast[i].out_channels)]
+        return [*layers, *fast[-2:]]
+
+
 # Adam's learning rate is measured in bench/RESULTS.md.
 register_arch(ArchSpec("fast", FastGenerator, FastDiscriminator, g_width=192, d_width=32, lr_g=6e-4, lr_d=6e-4))
+register_arch(ArchSpec("deep", DeepGenerator, FastDiscriminator, g_width=128, d_width=32, lr_g=6e-4, lr_d=6e-4))
 
 
 # ---------------------------------------------------------------- paper: "Generating Video from Images using GANs"

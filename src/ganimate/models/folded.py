@@ -23,6 +23,7 @@ import torch.nn.functional as F
 
 from ganimate.models.dcgan import ClassModulation, DCGANGenerator, condition, is_batch_norm
 
+FOLDABLE = (nn.ConvTranspose2d, nn.Conv2d)  # layers a following batch norm folds into
 GEMM_MAX_CHANNELS = 4  # transposed convolutions with at most this many output channels run as `GemmConvTranspose2d`
 
 
@@ -35,15 +36,16 @@ def _scale_shift(bn: nn.modules.batchnorm._BatchNorm) -> tuple[torch.Tensor, tor
     return scale, shift
 
 
-def _fold_conv_transpose(conv: nn.ConvTranspose2d, bn: nn.modules.batchnorm._BatchNorm) -> nn.ConvTranspose2d:
-    """conv followed by bn (eval) as one transposed convolution with a bias."""
+def _fold_conv(conv: nn.Conv2d | nn.ConvTranspose2d, bn: nn.modules.batchnorm._BatchNorm) -> nn.Module:
+    """conv (a convolution or a transposed one) followed by bn (eval) as one convolution with a bias."""
     scale, shift = _scale_shift(bn)
     folded = copy.deepcopy(conv)
     if folded.bias is None:
         folded.bias = nn.Parameter(torch.zeros(conv.out_channels, dtype=conv.weight.dtype, device=conv.weight.device))
+    # the output channel is dim 1 of a ConvTranspose2d's weight (in, out / groups, kH, kW), dim 0 of a Conv2d's
+    per_out = (1, -1, 1, 1) if isinstance(conv, nn.ConvTranspose2d) else (-1, 1, 1, 1)
     with torch.no_grad():
-        # ConvTranspose2d weights are (in, out / groups, kH, kW): the output channel is dim 1
-        folded.weight.copy_(conv.weight.double() * scale.view(1, -1, 1, 1))
+        folded.weight.copy_(conv.weight.double() * scale.view(per_out))
         old_bias = conv.bias.double() if conv.bias is not None else 0.0
         folded.bias.copy_(old_bias * scale + shift)
     return folded
@@ -89,9 +91,8 @@ def foldable(G: nn.Module) -> bool:
     norms = [G.fc_norm, *(m for m in G.net if is_batch_norm(m))]
     if not all(bn.track_running_stats for bn in norms):
         return False
-    mods = list(G.net)  # every batch norm of the stack directly after a transposed convolution
-    return all(i > 0 and isinstance(mods[i - 1], nn.ConvTranspose2d) for i, m in enumerate(mods)
-               if is_batch_norm(m))
+    mods = list(G.net)  # every batch norm of the stack directly after a convolution (transposed or not)
+    return all(i > 0 and isinstance(mods[i - 1], FOLDABLE) for i, m in enumerate(mods) if is_batch_norm(m))
 
 
 class FoldedGenerator(nn.Module):
@@ -118,8 +119,8 @@ class FoldedGenerator(nn.Module):
         mods, layers, i = list(G.net), [], 0
         while i < len(mods):
             m = mods[i]
-            if isinstance(m, nn.ConvTranspose2d) and i + 1 < len(mods) and is_batch_norm(mods[i + 1]):
-                layers.append(_fold_conv_transpose(m, mods[i + 1]))
+            if isinstance(m, FOLDABLE) and i + 1 < len(mods) and is_batch_norm(mods[i + 1]):
+                layers.append(_fold_conv(m, mods[i + 1]))
                 if norms_after is not None:
                     layers.append(next(norms_after))  # G's per-class modulation of that batch norm's output
                 i += 2

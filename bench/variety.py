@@ -119,6 +119,7 @@ LEVERS |= {
     # --preset quality's step before the deep G, and now
     "d32-quality": [*DEMO_B32, "--class-norm", "--g-width", "256", "--mode-seeking", "0.15"],
     "d32-deep": [*DEMO_B32, "--class-norm", "--arch", "deep", "--g-width", "128"],
+    "d32-arch-deep": [*DEMO_B32, "--arch", "deep", "--g-width", "128"],  # the demo with the deeper G
     "d32-g256": [*DEMO_B32, "--g-width", "256"],
     "d32-ms0.1": [*DEMO_B32, "--mode-seeking", "0.1"],
 }

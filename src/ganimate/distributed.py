@@ -131,7 +131,7 @@ class World:
             return
         if together:
             try:
-                dist.barrier()
+                self.barrier()
             except (RuntimeError, dist.DistError):
                 pass  # another rank failed on its own: its error is the one to report
         dist.destroy_process_group()

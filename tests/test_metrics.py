@@ -515,6 +515,25 @@ def test_evaluate_synthetic_conditional_run(tiny_runs, quick_cas, capsys):
     assert "nn1 error @200" in table and "class_acc" in table and "n/a" in table
 
 
+def test_nn1_draws_average_the_errors_of_evaluations_at_successive_seeds(tiny_runs, capsys):
+    """--nn1-draws K: the 1-NN error of each draw is that of `evaluate --seed S + d`, the record holds their mean,
+    spread and list, and the table says over how many draws."""
+    run = str(tiny_runs / "cond")
+    one = [run_evaluate(EvaluateConfig(run=run, metrics="nn1", nn1_sizes="60,150", seed=s, json=True))
+           for s in (3, 4, 5)]
+    three = run_evaluate(EvaluateConfig(run=run, metrics="nn1", nn1_sizes="60,150", seed=3, nn1_draws=3, json=True))
+    for n in (60, 150):
+        errors = [r[f"nn1_error_{n}"] for r in one]
+        assert three[f"nn1_draws_{n}"] == pytest.approx(errors)
+        assert three[f"nn1_error_{n}"] == pytest.approx(sum(errors) / 3)
+        assert three[f"nn1_spread_{n}"] == pytest.approx(float(torch.tensor(errors, dtype=torch.float64).std()))
+        assert three[f"nn1_real_error_{n}"] == one[0][f"nn1_real_error_{n}"]
+    assert three["nn1_draws"] == 3 and "nn1_draws" not in one[0]
+    assert "over 3 draws of latents" in image_table(three)
+    with pytest.raises(GanimateError, match="--nn1-draws must be at least 1"):
+        EvaluateConfig(run=run, nn1_draws=0)
+
+
 def test_evaluate_trains_cas_beside_the_other_metrics(tiny_runs, quick_cas, monkeypatch):
     """With two threads or more, CAS trains on a thread of its own with half of them while the main thread makes
     the rest of the samples and the other metrics; the numbers are those of a one-thread evaluation in turn."""

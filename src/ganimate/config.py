@@ -229,9 +229,9 @@ class TrainConfig(TrainBase):
     preset: str | None = option(preset_help("a preset", PRESETS), choices=tuple(PRESETS), default=None)
     dataset: str = option("mnist | fashion-mnist | cifar10 | synthetic | folder:PATH", default="mnist")
     out: str | None = option("run folder (default runs/<dataset>)", default=None)
-    arch: str = option("fast (the CPU preset: 4x4 up/down-sampling, fewer channels) | deep (fast with a 3x3 "
-                       "convolution at each of G's resolutions) | paper (the seed paper's DCGAN) | tutorial (TF DCGAN "
-                       "tutorial)", default="fast")
+    arch: str = option("fast (4x4 up/down-sampling, fewer channels) | deep (fast with a 3x3 convolution at each of "
+                       "G's resolutions) | deeper (deep, and a 3x3 convolution after each of D's downsamplings: the "
+                       "presets') | paper (the seed paper's DCGAN) | tutorial (TF DCGAN tutorial)", default="fast")
     conditional: bool | None = option("class-conditional G and D (default: when the data has labels)", default=None)
     image_size: int | None = option("image side in pixels (default: the dataset's; for folders their median side, "
                                     "rounded to a size the models take, at most 64)", default=None)

@@ -282,13 +282,11 @@ def nn1_metric(ctx: Context) -> dict:
     sizes = list(ctx.nn1_sizes)
     out = nn1(ctx.images, ctx.labels, test_x, test_y, sizes, real_error)
     if ctx.nn1_draws > 1:
-        draws = [{n: out[f"nn1_error_{n}"] for n in sizes}]
-        for d in range(1, ctx.nn1_draws):
-            draws.append({n: e for n, e in zip(sizes, nn1(ctx.draw(ctx.seed + d), ctx.labels, test_x, test_y,
-                                                          sizes).values(), strict=True)})
+        draws = [dict(out)] + [nn1(ctx.draw(ctx.seed + d), ctx.labels, test_x, test_y, sizes)
+                               for d in range(1, ctx.nn1_draws)]
         out["nn1_draws"] = ctx.nn1_draws
         for n in sizes:
-            errors = torch.tensor([d[n] for d in draws], dtype=torch.float64)
+            errors = torch.tensor([d[f"nn1_error_{n}"] for d in draws], dtype=torch.float64)
             out[f"nn1_error_{n}"] = float(errors.mean())
             out[f"nn1_spread_{n}"] = float(errors.std())
             out[f"nn1_draws_{n}"] = errors.tolist()

@@ -66,6 +66,27 @@ def test_deeper_discriminator_adds_a_3x3_convolution_after_each_downsampling():
     assert D.fc.in_features == fast.fc.in_features == 16 * 7 * 7
 
 
+def test_deepest_discriminator_adds_two_3x3_convolutions_after_each_downsampling():
+    """The deeper D with a second 3x3 convolution of the same kind after each of its own; the layers the deeper D
+    shares with it come first and keep their initial weights from one seed."""
+    torch.manual_seed(0)
+    deeper = Discriminator("deeper", image_size=28, channels=1, num_classes=10, width=8)
+    torch.manual_seed(0)
+    D = Discriminator("deepest", image_size=28, channels=1, num_classes=10, width=8)
+    kinds = [type(m).__name__ for m in D.features]
+    assert kinds == ["Conv2d", "LeakyReLU", "Conv2d", "LeakyReLU", "Conv2d", "LeakyReLU",
+                     "Conv2d", "BatchNorm2d", "LeakyReLU", "Conv2d", "BatchNorm2d", "LeakyReLU", "Conv2d",
+                     "BatchNorm2d", "LeakyReLU", "Flatten", "Dropout"]
+    convs = [m for m in D.features if isinstance(m, torch.nn.Conv2d)]
+    assert [(c.in_channels, c.out_channels, c.kernel_size, c.stride, c.bias is not None) for c in convs] == [
+        (1, 8, (4, 4), (2, 2), True), (8, 8, (3, 3), (1, 1), True), (8, 8, (3, 3), (1, 1), True),
+        (8, 16, (4, 4), (2, 2), True), (16, 16, (3, 3), (1, 1), False), (16, 16, (3, 3), (1, 1), False)]
+    shared = [m for m in deeper.features if isinstance(m, torch.nn.Conv2d)]
+    assert all(torch.equal(convs[i].weight, shared[j].weight) for i, j in [(0, 0), (1, 1), (3, 2)])
+    assert D.fc.in_features == deeper.fc.in_features == 16 * 7 * 7
+    assert D(torch.randn(4, 1, 28, 28), torch.arange(4)).shape == (4,)
+
+
 @pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
 def test_paper_discriminator_computes_3x3_convolutions_then_2x2_average_pooling(layout):
     """Each block's convolution and pooling run as one 4x4 stride-2 convolution: it must compute what the paper's
@@ -194,9 +215,9 @@ def cfg_of(arch: str, conditional: bool = True, **kw) -> SimpleNamespace:
 
 
 def test_archs_derive_from_the_table():
-    assert ARCHS == tuple(ARCHITECTURES) == ("fast", "deep", "deeper", "paper", "tutorial")
+    assert ARCHS == tuple(ARCHITECTURES) == ("fast", "deep", "deeper", "deepest", "paper", "tutorial")
     assert arch_defaults("fast") == {"g_width": 192, "d_width": 32, "lr_g": 6e-4, "lr_d": 6e-4}
-    assert arch_defaults("deep") == arch_defaults("deeper") == {**arch_defaults("fast"), "g_width": 128}
+    assert arch_defaults("deep") == arch_defaults("deeper") == arch_defaults("deepest") == {**arch_defaults("fast"), "g_width": 128}
     assert arch_defaults("paper") == arch_defaults("tutorial") == {"g_width": 256, "d_width": 64, "lr_g": 2e-4,
                                                                    "lr_d": 2e-4}
     for name, spec in ARCHITECTURES.items():
@@ -215,11 +236,11 @@ def test_archs_derive_from_the_table():
 def test_unknown_arch_is_a_one_line_error_listing_the_known_ones(call):
     with pytest.raises(GanimateError) as e:
         call()
-    assert str(e.value) == "unknown arch 'bogus': choose from fast, deep, deeper, paper, tutorial"
+    assert str(e.value) == "unknown arch 'bogus': choose from fast, deep, deeper, deepest, paper, tutorial"
 
 
 def test_unknown_arch_in_the_config(tiny):
-    with pytest.raises(GanimateError, match="^unknown arch 'Paper': choose from fast, deep, deeper, paper, tutorial$"):
+    with pytest.raises(GanimateError, match="^unknown arch 'Paper': choose from fast, deep, deeper, deepest, paper, tutorial$"):
         tiny(arch="Paper")
 
 
@@ -234,7 +255,7 @@ def registered_arch():
 
 def test_registered_arch_is_accepted_everywhere(registered_arch, tiny):
     check_arch("test-arch")
-    with pytest.raises(GanimateError, match="choose from fast, deep, deeper, paper, tutorial, test-arch$"):
+    with pytest.raises(GanimateError, match="choose from fast, deep, deeper, deepest, paper, tutorial, test-arch$"):
         check_arch("nope")
     cfg = tiny(arch="test-arch", g_width=None, d_width=None, lr_g=None, lr_d=None, image_size=28, channels=1,
                num_classes=10, conditional=True)

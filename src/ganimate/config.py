@@ -231,7 +231,8 @@ class TrainConfig(TrainBase):
     out: str | None = option("run folder (default runs/<dataset>)", default=None)
     arch: str = option("fast (4x4 up/down-sampling, fewer channels) | deep (fast with a 3x3 convolution at each of "
                        "G's resolutions) | deeper (deep, and a 3x3 convolution after each of D's downsamplings: the "
-                       "presets') | paper (the seed paper's DCGAN) | tutorial (TF DCGAN tutorial)", default="fast")
+                       "demo preset's) | deepest (deeper with two 3x3 convolutions there) | paper (the seed paper's "
+                       "DCGAN) | tutorial (TF DCGAN tutorial)", default="fast")
     conditional: bool | None = option("class-conditional G and D (default: when the data has labels)", default=None)
     image_size: int | None = option("image side in pixels (default: the dataset's; for folders their median side, "
                                     "rounded to a size the models take, at most 64)", default=None)

@@ -1,7 +1,7 @@
 """Model zoo: generators and discriminators, rebuilt from a config alone.
 
-`registry.ARCHITECTURES` is the table of image GAN architectures (fast, deep, deeper, paper, tutorial, registered
-in `dcgan`).
+`registry.ARCHITECTURES` is the table of image GAN architectures (fast, deep, deeper, deepest, paper, tutorial,
+registered in `dcgan`).
 """
 
 from ganimate.models.dcgan import Discriminator, Generator, build_models, count_params

@@ -122,6 +122,7 @@ LEVERS |= {
     "d32-arch-deep": [*DEMO_B32, "--arch", "deep", "--g-width", "128"],  # the demo with the deeper G
     "d32-arch-deeper": [*DEMO_B32, "--arch", "deeper"],  # the deep G and a D with a 3x3 conv at each resolution
     "d32-quality-deeper": [*DEMO_B32, "--class-norm", "--arch", "deeper"],
+    "d32-quality-deepest": [*DEMO_B32, "--class-norm", "--arch", "deepest"],  # two 3x3 convs after each D downsampling
     "d32-g256": [*DEMO_B32, "--g-width", "256"],
     "d32-ms0.1": [*DEMO_B32, "--mode-seeking", "0.1"],
 }

@@ -732,6 +732,24 @@ def save_untrained_run(root: Path, **overrides) -> Path:
 
 
 @pytest.mark.realdata
+def test_fd_draws_average_the_fd_of_evaluations_at_successive_seeds(real_data, tmp_path):
+    """--fd-draws K: the FD of each draw is that of `evaluate --seed S + d` (whatever else is evaluated beside
+    it), the record holds their mean, spread and list, and the table says over how many draws."""
+    run = str(save_untrained_run(tmp_path / "run"))
+    one = [run_evaluate(EvaluateConfig(run=run, metrics="fd", n=120, seed=s, json=True))["fd"] for s in (3, 4, 5)]
+    assert len(set(one)) == 3  # the draws differ
+    three = run_evaluate(EvaluateConfig(run=run, metrics="fd,nn1", n=120, nn1_sizes="60,150", seed=3, fd_draws=3,
+                                        json=True))
+    assert three["fd_draw_values"] == pytest.approx(one, rel=1e-4)
+    assert three["fd"] == pytest.approx(sum(three["fd_draw_values"]) / 3)
+    assert three["fd_spread"] == pytest.approx(float(torch.tensor(three["fd_draw_values"], dtype=torch.float64).std()))
+    assert three["fd_draws"] == 3 and "nn1_draws" not in three
+    assert "over 3 draws of latents" in image_table(three)
+    with pytest.raises(GanimateError, match="--fd-draws must be at least 1"):
+        EvaluateConfig(run=run, fd_draws=0)
+
+
+@pytest.mark.realdata
 def test_evaluate_and_quick_eval_on_mnist(real_data, quick_cas, tmp_path, capsys):
     run = save_untrained_run(tmp_path / "run")
     # fp32 samples, as quick_eval draws them (auto would draw bf16 on a CPU that computes it natively)

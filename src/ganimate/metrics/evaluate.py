@@ -137,6 +137,12 @@ def _test_problem(ctx: Context) -> str | None:
 # ---------------------------------------------------------------- the image metrics, in table order
 
 
+def mean_and_std(values: list[float]) -> tuple[float, float]:
+    """The mean and (sample) standard deviation of a metric over draws of latents."""
+    t = torch.tensor(values, dtype=torch.float64)
+    return float(t.mean()), float(t.std())
+
+
 def _fd_rows(r: dict) -> list[Row]:
     if "fd" not in r:
         return []
@@ -156,9 +162,8 @@ def fd_metric(ctx: Context) -> dict:
         values = [out["fd"]] + [
             fd(clf.embed(ctx.reference().model, ctx.draw(ctx.seed + d, ctx.n))[0], ctx.dataset, ctx.data_dir,
                **ctx.feature_args())["fd"] for d in range(1, ctx.fd_draws)]
-        spread = torch.tensor(values, dtype=torch.float64)
-        out.update(fd=float(spread.mean()), fd_spread=float(spread.std()), fd_draws=ctx.fd_draws,
-                   fd_draw_values=values)
+        mean, std = mean_and_std(values)
+        out.update(fd=mean, fd_spread=std, fd_draws=ctx.fd_draws, fd_draw_values=values)
     return out
 
 
@@ -299,10 +304,9 @@ def nn1_metric(ctx: Context) -> dict:
                                for d in range(1, ctx.nn1_draws)]
         out["nn1_draws"] = ctx.nn1_draws
         for n in sizes:
-            errors = torch.tensor([d[f"nn1_error_{n}"] for d in draws], dtype=torch.float64)
-            out[f"nn1_error_{n}"] = float(errors.mean())
-            out[f"nn1_spread_{n}"] = float(errors.std())
-            out[f"nn1_draws_{n}"] = errors.tolist()
+            errors = [d[f"nn1_error_{n}"] for d in draws]
+            out[f"nn1_error_{n}"], out[f"nn1_spread_{n}"] = mean_and_std(errors)
+            out[f"nn1_draws_{n}"] = errors
     return out
 
 

@@ -123,15 +123,16 @@ def test_lr_decay_falls_to_zero_and_a_resume_may_add_it(tmp_path):
     assert not (tmp_path / "long").exists()
 
 
-def test_lr_decay_below_one_is_a_share_of_the_run(tmp_path):
-    """--lr-decay 0.6 of a 6-step run decays over its last 4 steps (rounded), the same training as --lr-decay 4; a
-    fraction of a step above 1 is a one-line error, with nothing written."""
-    assert [engine.decay_steps(d, 7500) for d in (0, 1 / 3, 0.5, 2500, 2500.0)] == [0, 2500, 3750, 2500, 2500]
+def test_lr_decay_up_to_one_is_a_share_of_the_run(tmp_path):
+    """--lr-decay 0.6 of a 6-step run decays over its last 4 steps (rounded), the same training as --lr-decay 4; 1 is
+    the whole run, not one step; a fraction of a step above 1 is a one-line error, with nothing written."""
+    assert [engine.decay_steps(d, 7500) for d in (0, 1 / 3, 0.5, 1, 1.0, 2, 2500, 2500.0)] == \
+        [0, 2500, 3750, 7500, 7500, 2, 2500, 2500]
     assert engine.decay_steps(1e-9, 6) == 1
     steps = train("image", config("image", tmp_path, "steps", lr_decay=4))
     share = train("image", config("image", tmp_path, "share", lr_decay=0.6))
     assert_same_state(latest(steps), latest(share))
     assert "decaying linearly to zero from step 2" in (share / "log.txt").read_text()
-    with pytest.raises(GanimateError, match="whole number of steps or a share below 1, got 2.5"):
+    with pytest.raises(GanimateError, match="a share of the run up to 1 or a whole number of steps, got 2.5"):
         train("image", config("image", tmp_path, "odd", lr_decay=2.5))
     assert not (tmp_path / "odd").exists()

@@ -121,8 +121,8 @@ class TrainBase:
     lr_g: float | None = option("Adam learning rate of G", positive=True, default=2e-4)
     lr_d: float | None = option("Adam learning rate of D", positive=True, default=2e-4)
     lr_decay: float = option("decay both learning rates linearly to zero over the last N steps of the run, or over "
-                             "that share of its steps when N is below 1 (0.33: the last third; 0: constant rates); a "
-                             "resumed run may add or change it", nonneg=True, default=0)
+                             "that share of its steps when N is at most 1 (0.33: the last third; 1: the whole run; "
+                             "0: constant rates); a resumed run may add or change it", nonneg=True, default=0)
     beta1: float = option("Adam beta1", unit=True, default=0.5)
     beta2: float = option("Adam beta2", unit=True, default=0.999)
     ema_decay: float = option("decay per step of the moving average of G used for samples and evaluation",

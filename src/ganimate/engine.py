@@ -169,11 +169,12 @@ def lr_factor(step: int, total: int, decay: int) -> float:
 
 
 def decay_steps(decay: float, total: int) -> int:
-    """`--lr-decay` as a number of steps of a run of `total`: N steps when N >= 1, the share N of them below 1."""
-    if 0 < decay < 1:
+    """`--lr-decay` as a number of steps of a run of `total`: the share N of them when N is at most 1 (1: the whole
+    run), N steps above 1."""
+    if 0 < decay <= 1:
         return max(1, round(decay * total))
     if decay != int(decay):
-        raise GanimateError(f"--lr-decay must be a whole number of steps or a share below 1, got {decay}")
+        raise GanimateError(f"--lr-decay must be a share of the run up to 1 or a whole number of steps, got {decay}")
     return int(decay)
 
 
